@@ -1,0 +1,143 @@
+"""The Backend object: a namespace plus the handful of non-standard operations gradx needs.
+
+Defaults are written against ``self.xp`` and the Array API standard; a concrete backend
+overrides only what it can do faster or what the standard lacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FLOAT_NAMES = ("float16", "float32", "float64", "complex64", "complex128")
+
+
+class Backend:
+    """One array library as seen by gradx."""
+
+    name: str = "abstract"
+    device: str = "cpu"
+
+    def __init__(self, xp: Any = None, name: str | None = None) -> None:
+        self._xp = xp
+        if name is not None:
+            self.name = name
+        self._float_dtypes: dict[Any, bool] = {}
+        self._dtypes: dict[str, Any] = {}
+
+    # -- identity --------------------------------------------------------------------
+    @property
+    def xp(self) -> Any:
+        """The Array API namespace that ops call."""
+        return self._xp
+
+    @property
+    def array_types(self) -> tuple[type, ...]:
+        """Raw array types this backend owns (used to find an array's backend)."""
+        return (type(self.xp.asarray(0.0)),)
+
+    def is_available(self) -> bool:
+        return self.unavailable_reason() is None
+
+    def unavailable_reason(self) -> str | None:
+        """None when usable here, else a sentence saying what is missing and how to fix it."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    # -- dtypes ----------------------------------------------------------------------
+    def dtype(self, spec: Any) -> Any:
+        """A dtype object of this namespace from a name (``"float32"``) or any dtype."""
+        if spec is None:
+            return None
+        key = spec if isinstance(spec, str) else getattr(spec, "name", None) or str(spec)
+        key = str(key).rsplit(".", 1)[-1]
+        found = self._dtypes.get(key)
+        if found is None:
+            if key in ("bool", "bool_"):
+                key = "bool"
+            found = getattr(self.xp, key, None)
+            if found is None:
+                from gradx.errors import DTypeError
+
+                raise DTypeError(f"dtype {spec!r} is not available on backend {self.name!r}")
+            self._dtypes[key] = found
+        return found
+
+    def is_float(self, dtype: Any) -> bool:
+        """Whether gradients can flow through values of this dtype."""
+        known = self._float_dtypes.get(dtype)
+        if known is None:
+            known = bool(self.xp.isdtype(dtype, ("real floating", "complex floating")))
+            self._float_dtypes[dtype] = known
+        return known
+
+    # -- creation and transfer -------------------------------------------------------
+    def asarray(self, obj: Any, dtype: Any = None, copy: bool | None = None) -> Any:
+        """Array on this backend from Python data, a host array or one of ours."""
+        if dtype is not None:
+            dtype = self.dtype(dtype)
+        if isinstance(obj, np.ndarray | np.generic) and not isinstance(obj, self.array_types):
+            return self.from_numpy(np.asarray(obj, dtype=None), dtype=dtype)
+        return self.xp.asarray(obj, dtype=dtype, copy=copy)
+
+    def from_numpy(self, a: np.ndarray, dtype: Any = None) -> Any:
+        out = self.xp.asarray(a)
+        if dtype is not None and out.dtype != dtype:
+            out = self.xp.astype(out, dtype)
+        return out
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """A NumPy copy (host) of one of our arrays."""
+        try:
+            return np.asarray(np.from_dlpack(x)).copy()
+        except (TypeError, BufferError, AttributeError, RuntimeError):
+            return np.array(x)
+
+    def copy(self, x: Any) -> Any:
+        return self.xp.asarray(x, copy=True)
+
+    # -- what the standard lacks -----------------------------------------------------
+    def scatter_add(self, target: Any, key: Any, values: Any) -> Any:
+        """``target`` with ``values`` added at ``key``; repeated indices accumulate."""
+        host = self.to_numpy(target)
+        np.add.at(host, _host_key(self, key), self.to_numpy(values))
+        return self.from_numpy(host, dtype=target.dtype)
+
+    def index_update(self, x: Any, key: Any, values: Any) -> Any:
+        """A copy of ``x`` with ``x[key] = values``."""
+        out = self.copy(x)
+        try:
+            out[key] = values
+            return out
+        except (TypeError, IndexError, ValueError):
+            host = self.to_numpy(x)
+            host[_host_key(self, key)] = values if _is_scalar(values) else self.to_numpy(values)
+            return self.from_numpy(host, dtype=x.dtype)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work; a no-op on synchronous CPU backends."""
+
+    def random_uniform(self, shape: tuple[int, ...], dtype: Any, generator: Any) -> Any:
+        """Uniform [0, 1) draws; the default draws on the host so every backend agrees."""
+        return self.from_numpy(generator.random(shape, dtype=np.float64), dtype=self.dtype(dtype))
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, bool | int | float | complex)
+
+
+def _host_key(backend: Backend, key: Any) -> Any:
+    """The same index key with every array in it moved to NumPy."""
+    if isinstance(key, tuple):
+        return tuple(_host_key(backend, k) for k in key)
+    if key is None or isinstance(key, slice | int) or key is Ellipsis:
+        return key
+    return backend.to_numpy(key)
+
+
+def new_host_generator(seed: int | None) -> np.random.Generator:
+    """The seeded host generator behind gradx.random: draws are identical on every backend."""
+    return np.random.default_rng(seed)

@@ -1,0 +1,206 @@
+"""@primitive (the dispatcher), defvjp, defjvp, and the one registry of primitives.
+
+A primitive's body works on raw arrays of whatever backend its inputs live on. Called
+with no Tensor argument it is a plain function call, which is how first-order backward
+runs rules without recording; called with Tensors it unwraps them, runs the body where
+the inputs live, and records a node when a gradient may be needed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from ._tape import Meta, Node, _grad_enabled
+from .errors import BackendMismatchError, GradxError, OpError, describe
+
+_REGISTRY: dict[str, Primitive] = {}
+_SCALARS = (bool, int, float, complex, type(None))
+_NONES = [(None,) * n for n in range(16)]
+
+
+class Primitive:
+    """A function with VJP (and optionally JVP) rules, one per differentiable argument."""
+
+    def __init__(self, fun: Callable, *, name: str | None = None, broadcasts: bool = False,
+                 saves_args: bool | str = True, saves_ans: bool = True, view: bool = False,
+                 changes_backend: bool = False) -> None:
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.name = name or fun.__name__.lstrip("_")
+        self.broadcasts = broadcasts
+        self.saves_args = saves_args
+        self.saves_ans = saves_ans
+        self.view = view
+        self.changes_backend = changes_backend
+        self.vjps: dict[int, Callable] = {}
+        self.jvps: dict[int, Callable] = {}
+        self.vjp_argnum: Callable | None = None
+        self.jvp_argnum: Callable | None = None
+
+    def __repr__(self) -> str:
+        return f"<gradx primitive {self.name}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for a in args:
+            if isinstance(a, Tensor):
+                return _apply(self, args, kwargs)
+        try:
+            return self.fun(*args, **kwargs)
+        except GradxError:
+            raise
+        except Exception as exc:
+            raise _op_error(self, args, kwargs, exc) from exc
+
+
+def primitive(fun: Callable | None = None, **options: Any) -> Any:
+    """Make ``fun`` (raw arrays in, one raw array out) a differentiable gradx primitive.
+
+    Options: ``broadcasts`` (the tape sums each gradient back to its input's shape),
+    ``saves_args`` (False, or "meta" for shape and dtype only, when no rule reads the
+    inputs' values), ``saves_ans``, ``view`` (output shares the input's version counter).
+    """
+    if fun is None:
+        return lambda f: primitive(f, **options)
+    prim = Primitive(fun, **options)
+    if prim.name in _REGISTRY and _REGISTRY[prim.name].fun.__module__.startswith("gradx."):
+        if not fun.__module__.startswith("gradx."):
+            prim.name = f"{fun.__module__}.{prim.name}"
+    _REGISTRY[prim.name] = prim
+    return prim
+
+
+def defvjp(prim: Primitive, *rules: Callable | None, argnums: tuple[int, ...] | None = None) -> None:
+    """Attach VJP rules ``(g, ans, *args, **kwargs) -> gradient``, one per argument in order
+    (None for a non-differentiable argument)."""
+    _check_prim(prim, "defvjp")
+    for i, rule in zip(argnums or range(len(rules)), rules, strict=True):
+        if rule is not None:
+            prim.vjps[i] = rule
+
+
+def defvjp_argnum(prim: Primitive, rule: Callable) -> None:
+    """One VJP rule ``(argnum, g, ans, *args, **kwargs)`` for ops with any number of inputs."""
+    _check_prim(prim, "defvjp_argnum")
+    prim.vjp_argnum = rule
+
+
+def defjvp(prim: Primitive, *rules: Callable | None, argnums: tuple[int, ...] | None = None) -> None:
+    """Attach JVP rules ``(t, ans, *args, **kwargs) -> tangent of the output``; optional,
+    forward mode otherwise transposes the VJP rule."""
+    _check_prim(prim, "defjvp")
+    for i, rule in zip(argnums or range(len(rules)), rules, strict=True):
+        if rule is not None:
+            prim.jvps[i] = rule
+
+
+def defjvp_argnum(prim: Primitive, rule: Callable) -> None:
+    _check_prim(prim, "defjvp_argnum")
+    prim.jvp_argnum = rule
+
+
+def _check_prim(prim: Any, what: str) -> None:
+    if not isinstance(prim, Primitive):
+        raise TypeError(f"{what} takes a function decorated with @gx.primitive, got {prim!r}")
+
+
+def primitives() -> dict[str, Primitive]:
+    """Every registered primitive by name."""
+    return dict(_REGISTRY)
+
+
+def _op_error(prim: Primitive, args: tuple, kwargs: dict, exc: Exception) -> GradxError:
+    shown = ", ".join(describe(a) for a in args)
+    extra = f", {kwargs}" if kwargs else ""
+    cls = exc.__class__ if isinstance(exc, ValueError | TypeError | IndexError) else None
+    msg = f"{prim.name}({shown}{extra}) failed: {type(exc).__name__}: {exc}"
+    if cls is not None:
+        # keep the builtin category catchable (ValueError etc.) while being a gradx error
+        err_cls = _mixed_error(cls)
+        return err_cls(msg)
+    return OpError(msg)
+
+
+@functools.cache
+def _mixed_error(cls: type) -> type:
+    return type(f"Gradx{cls.__name__}", (OpError, cls), {"__module__": "gradx.errors"})
+
+
+def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
+    """Run ``prim`` on Tensors: unwrap, check backends, compute, maybe record a node."""
+    grad_on = _grad_enabled.get()
+    backend = None
+    raw = list(args)
+    parents = None
+    others = None
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            b = a._backend
+            if backend is None:
+                backend = b
+            elif b is not backend:
+                _mismatch(prim, args)
+            raw[i] = a.data
+            if grad_on and a.requires_grad:
+                entry = (i, a._node if a._node is not None else a)
+                if parents is None:
+                    parents = [entry]
+                else:
+                    parents.append(entry)
+        elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
+            others = [a] if others is None else others + [a]
+    if others is not None and any(backend_of(a) is not backend for a in others):
+        _mismatch(prim, args)
+    try:
+        ans = prim.fun(*raw, **kwargs)
+    except GradxError:
+        raise
+    except Exception as exc:
+        raise _op_error(prim, args, kwargs, exc) from exc
+    if prim.changes_backend:
+        backend = backend_of(ans)
+    version = args[0]._version if prim.view and isinstance(args[0], Tensor) else [0]
+    if parents is None or not backend.is_float(ans.dtype):
+        return Tensor._make(ans, backend, None, False, version)
+    saves = prim.saves_args
+    if saves is True:
+        saved = tuple(raw)
+        versions = tuple((a._version, a._version[0], i) for i, a in enumerate(args)
+                         if isinstance(a, Tensor))
+    else:
+        versions = ()
+        if saves is False:
+            saved = _NONES[len(raw)] if len(raw) < 16 else (None,) * len(raw)
+        else:
+            saved = tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
+    if prim.saves_ans:
+        versions = versions + ((version, version[0], -1),)
+        node = Node(prim, saved, kwargs, ans, tuple(parents), ans.shape, ans.dtype, versions,
+                    backend)
+    else:
+        node = Node(prim, saved, kwargs, None, tuple(parents), ans.shape, ans.dtype, versions,
+                    backend)
+    return Tensor._make(ans, backend, node, True, version)
+
+
+def _mismatch(prim: Primitive, args: tuple) -> None:
+    names = []
+    for a in args:
+        if isinstance(a, Tensor):
+            names.append(a._backend.name)
+        elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
+            names.append(backend_of(a).name)
+    uniq = list(dict.fromkeys(names))
+    raise BackendMismatchError(
+        f"{prim.name}: inputs live on different backends {uniq} "
+        f"({', '.join(describe(a) for a in args)}). gradx never transfers implicitly; "
+        f"move them to one backend first, e.g. x.to({uniq[0]!r})"
+    )
+
+
+from ._backend import backend_of  # noqa: E402
+from ._tensor import Tensor  # noqa: E402

@@ -1,0 +1,333 @@
+"""The tape: nodes, grad mode, and backward(): iterative toposort, accumulation, freeing.
+
+A node is one recorded primitive application. It holds the primitive, the raw arguments
+its rules read, the raw output if a rule reads it, and its parents: for each input that
+needs a gradient, ``(argnum, parent)`` where the parent is the producing Node or, for a
+leaf, the leaf Tensor itself. The output Tensor holds its node; the node never holds its
+output, so graphs have no reference cycles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from .errors import AnomalyError, GraphError, NotDifferentiableError, OpError, ShapeError
+
+_grad_enabled: ContextVar[bool] = ContextVar("gradx_grad_enabled", default=True)
+_anomaly: ContextVar[bool] = ContextVar("gradx_detect_anomaly", default=False)
+
+
+class Meta:
+    """Stand-in for an argument whose value no rule reads: keeps shape and dtype only."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+class Node:
+    __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
+                 "site", "backend")
+
+    def __init__(self, prim: Any, args: tuple | None, kwargs: dict, ans: Any,
+                 parents: tuple, shape: tuple, dtype: Any, versions: tuple, backend: Any) -> None:
+        self.prim = prim
+        self.args = args
+        self.kwargs = kwargs
+        self.ans = ans
+        self.parents = parents
+        self.shape = shape
+        self.dtype = dtype
+        self.versions = versions
+        self.backend = backend
+        self.site = _creation_site() if _anomaly.get() else None
+
+    def __repr__(self) -> str:
+        return f"<Node {self.prim.name} {self.shape} {self.dtype}>"
+
+
+def _creation_site() -> str:
+    """The first stack frame outside gradx: where the user called the op."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        f = frame.filename.replace("\\", "/")
+        if "/gradx/" not in f or "/tests/" in f or "/examples/" in f:
+            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return "<unknown>"
+
+
+# -- grad mode ------------------------------------------------------------------------
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled.get()
+
+
+@contextlib.contextmanager
+def _grad_mode(on: bool) -> Iterator[None]:
+    token = _grad_enabled.set(on)
+    try:
+        yield
+    finally:
+        _grad_enabled.reset(token)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Usable as ``with gx.no_grad():`` and as ``@gx.no_grad()``; thread-local."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(_grad_enabled.set(self.on))
+
+    def __exit__(self, *exc: Any) -> None:
+        _grad_enabled.reset(self._tokens.pop())
+
+
+def no_grad() -> _GradMode:
+    """Record nothing inside the block (evaluation, optimizer updates)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Record again inside a ``no_grad`` block."""
+    return _GradMode(True)
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Make backward raise on the first NaN or infinity, naming the primitive and the
+    file and line of the forward call that created it. Slow: for debugging only."""
+    token = _anomaly.set(True)
+    try:
+        yield
+    finally:
+        _anomaly.reset(token)
+
+
+# -- backward -------------------------------------------------------------------------
+
+def toposort(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm,
+    no recursion; parents visited in argument order so the order is deterministic)."""
+    consumers: dict[Node, int] = {}
+    stack = list(roots)
+    seen = set(roots)
+    while stack:
+        node = stack.pop()
+        for _, p in node.parents:
+            if type(p) is Node:
+                consumers[p] = consumers.get(p, 0) + 1
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+    ready = [r for r in dict.fromkeys(roots) if r not in consumers]
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for _, p in node.parents:
+            if type(p) is Node:
+                left = consumers[p] - 1
+                consumers[p] = left
+                if left == 0:
+                    ready.append(p)
+    return order
+
+
+def _reaching(order: list[Node], targets: set) -> set:
+    """Nodes in ``order`` from which some target is reachable."""
+    reach: set = set()
+    for node in reversed(order):
+        if node in targets or any(p in reach or p in targets for _, p in node.parents):
+            reach.add(node)
+    return reach
+
+
+def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
+             create_graph: bool = False, inputs: list[Any] | None = None) -> list[Any] | None:
+    """Propagate ``seeds`` from ``roots`` (Tensors) back through the tape.
+
+    Without ``inputs``, leaf gradients are accumulated into ``.grad``; with ``inputs``
+    (Tensors), their gradients are returned instead and ``.grad`` is left untouched.
+    """
+    from ._tensor import Tensor
+
+    grads: dict[Any, Any] = {}
+    root_nodes = []
+    for root, seed in zip(roots, seeds, strict=True):
+        key = root._node if root._node is not None else root
+        if not create_graph and isinstance(seed, Tensor):
+            seed = seed.data
+        grads[key] = seed if key not in grads else grads[key] + seed
+        if type(key) is Node:
+            root_nodes.append(key)
+    order = toposort(root_nodes)
+    keep = None
+    if inputs is not None:
+        targets = {t._node if t._node is not None else t for t in inputs}
+        keep = _reaching(order, targets) | targets
+        order = [n for n in order if n in keep and n not in targets]
+    token = _grad_enabled.set(create_graph)
+    try:
+        _walk(order, grads, keep, create_graph, retain_graph)
+    finally:
+        _grad_enabled.reset(token)
+    if inputs is not None:
+        return [grads.get(t._node if t._node is not None else t) for t in inputs]
+    _accumulate_leaves(grads, create_graph)
+    return None
+
+
+def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
+          retain_graph: bool) -> None:
+    from ._tensor import Tensor
+
+    anomaly = _anomaly.get()
+    for node in order:
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        args = node.args
+        if args is None:
+            raise GraphError(
+                f"backward through '{node.prim.name}' a second time: its saved values were "
+                "freed by the first backward. Pass retain_graph=True to the first call"
+            )
+        for counter, version, where in node.versions:
+            if counter[0] != version:
+                what = "its output" if where < 0 else f"its input {where}"
+                raise GraphError(
+                    f"'{node.prim.name}' needs {what} for backward, but it was modified in "
+                    f"place after the forward pass (version {version} -> {counter[0]}). Use an "
+                    "out-of-place op (x = x + y) or clone before modifying"
+                )
+        ans = node.ans
+        kwargs = node.kwargs
+        prim = node.prim
+        if create_graph:
+            args, ans = _wrap_saved(node, Tensor)
+        for argnum, parent in node.parents:
+            if keep is not None and parent not in keep:
+                continue
+            rule = prim.vjps.get(argnum)
+            try:
+                if rule is not None:
+                    gi = rule(g, ans, *args, **kwargs)
+                elif prim.vjp_argnum is not None:
+                    gi = prim.vjp_argnum(argnum, g, ans, *args, **kwargs)
+                else:
+                    raise NotDifferentiableError(
+                        f"'{prim.name}' has no VJP rule for argument {argnum}; define one with "
+                        f"gx.defvjp, or detach that input (gx.stop_gradient)"
+                    )
+            except (NotDifferentiableError, GraphError):
+                raise
+            except Exception as exc:
+                raise OpError(
+                    f"the VJP rule of '{prim.name}' failed for argument {argnum} with gradient "
+                    f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
+                ) from exc
+            gi = _fit(gi, parent, prim, argnum)
+            if anomaly:
+                _check_finite(gi, node, argnum)
+            prev = grads.get(parent)
+            grads[parent] = gi if prev is None else prev + gi
+        if not retain_graph:
+            node.args = None
+            node.ans = None
+
+
+def _fit(gi: Any, parent: Any, prim: Any, argnum: int) -> Any:
+    """Unbroadcast a broadcasting op's gradient and keep it in the input's dtype."""
+    shape = parent.shape
+    if gi.shape != shape:
+        if prim.broadcasts:
+            from ._shapes import sum_to
+
+            gi = sum_to(gi, shape)
+        else:
+            raise ShapeError(
+                f"the VJP rule of '{prim.name}' returned a gradient of shape {tuple(gi.shape)} "
+                f"for argument {argnum} of shape {tuple(shape)}; a rule of a non-broadcasting "
+                "op must return the input's shape"
+            )
+    dtype = parent.dtype
+    if gi.dtype != dtype:
+        from .ops.elementwise import astype
+
+        gi = astype(gi, dtype=dtype)
+    return gi
+
+
+def _check_finite(gi: Any, node: Node, argnum: int) -> None:
+    from ._tensor import Tensor
+
+    raw = gi.data if isinstance(gi, Tensor) else gi
+    xp = node.backend.xp
+    if not bool(xp.all(xp.isfinite(raw))):
+        kind = "NaN" if bool(xp.any(xp.isnan(raw))) else "infinity"
+        raise AnomalyError(
+            f"backward of '{node.prim.name}' produced {kind} in the gradient of argument "
+            f"{argnum} (output shape {node.shape}, dtype {node.dtype}); the op was called "
+            f"at {node.site or '<unknown: enable detect_anomaly before the forward pass>'}"
+        )
+
+
+def _wrap_saved(node: Node, tensor_cls: Any) -> tuple[tuple, Any]:
+    """Saved raw values as Tensors linked to their producers, so rules record (create_graph)."""
+    args = list(node.args)
+    for argnum, parent in node.parents:
+        a = args[argnum]
+        if isinstance(a, Meta):
+            continue
+        if type(parent) is Node:
+            args[argnum] = tensor_cls._make(a, node.backend, parent, True, [0])
+        else:
+            args[argnum] = parent
+    ans = node.ans
+    if ans is not None:
+        ans = tensor_cls._make(ans, node.backend, node, True, [0])
+    return tuple(args), ans
+
+
+def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
+    """Add each leaf's gradient into ``.grad``; never share one array between two leaves."""
+    from ._tensor import Tensor
+
+    seen: set[int] = set()
+    for leaf, g in grads.items():
+        if type(leaf) is Node:
+            continue
+        if isinstance(g, Tensor):
+            if not create_graph:
+                g = g.data
+        if not isinstance(g, Tensor):
+            if id(g) in seen:
+                g = leaf._backend.copy(g)
+            seen.add(id(g))
+        old = leaf.grad
+        if old is None:
+            leaf.grad = g if isinstance(g, Tensor) else Tensor._make(g, leaf._backend, None,
+                                                                     False, [0])
+        elif isinstance(g, Tensor) or old.requires_grad:
+            leaf.grad = old + g
+        else:
+            leaf.grad = Tensor._make(old.data + g, leaf._backend, None, False, [0])

@@ -1,0 +1,440 @@
+"""Tensor: a raw backend array, its gradient, and the node that produced it.
+
+Operators and methods call the namespace functions; nothing here computes by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._backend import backend_of, resolve
+from ._tape import _grad_enabled
+from .errors import DTypeError, GraphError
+
+
+class Tensor:
+    """An array on some backend that records the primitives applied to it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_backend", "_version", "__weakref__")
+    __array_ufunc__ = None  # so ndarray * Tensor reaches Tensor.__rmul__
+    __array_priority__ = 10_000
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = data
+        self._backend = backend_of(data)
+        self.grad: Tensor | None = None
+        self._node = None
+        self._version = [0]
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_()
+
+    @classmethod
+    def _make(cls, data: Any, backend: Any, node: Any, requires_grad: bool,
+              version: list) -> Tensor:
+        t = _new(cls)
+        t.data = data
+        t._backend = backend
+        t._node = node
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._version = version
+        return t
+
+    # -- properties ------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.data.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.data.shape:
+            n *= s
+        return n
+
+    @property
+    def backend(self) -> Any:
+        return self._backend
+
+    @property
+    def device(self) -> str:
+        return self._backend.device
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def T(self) -> Tensor:
+        return permute_dims(self, axes=tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:
+        return matrix_transpose(self)
+
+    # -- autograd --------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Make this leaf record operations applied to it."""
+        if requires_grad and not self._backend.is_float(self.data.dtype):
+            raise DTypeError(
+                f"requires_grad=True needs a floating-point tensor, got dtype {self.dtype} "
+                f"shape {self.shape}; cast first, e.g. x.astype(gx.float32)"
+            )
+        if not requires_grad and self._node is not None:
+            raise GraphError("requires_grad_(False) on a non-leaf tensor; use x.detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data, self._backend, None, False, self._version)
+
+    def backward(self, grad: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
+        from ._tape import backward
+
+        if not self.requires_grad:
+            raise GraphError(
+                f"backward() on a tensor of shape {self.shape} that does not require grad: "
+                "nothing it depends on has requires_grad=True (or it was made under no_grad)"
+            )
+        if grad is None:
+            if self.size != 1:
+                raise GraphError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs grad= "
+                    "(a cotangent of the same shape); reduce to a scalar or pass one"
+                )
+            grad = self._backend.xp.ones(self.data.shape, dtype=self.data.dtype)
+        elif isinstance(grad, Tensor):
+            grad = grad if create_graph else grad.data
+        else:
+            grad = self._backend.asarray(grad, dtype=self.data.dtype)
+        if tuple(grad.shape) != self.shape:
+            from .errors import ShapeError
+
+            raise ShapeError(f"backward(): grad has shape {tuple(grad.shape)}, "
+                             f"the tensor has shape {self.shape}")
+        backward([self], [grad], retain_graph=retain_graph or create_graph,
+                 create_graph=create_graph)
+
+    def zero_grad_(self) -> None:
+        self.grad = None
+
+    def _bump_version(self) -> None:
+        """Tell the tape this tensor's data changed in place."""
+        self._version[0] += 1
+
+    # -- conversion ------------------------------------------------------------------
+    def numpy(self) -> Any:
+        """A NumPy copy, from any backend."""
+        return self._backend.to_numpy(self.data)
+
+    def item(self) -> Any:
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def to(self, backend: Any) -> Tensor:
+        """A copy on another backend; differentiable (gradients come back to this one)."""
+        target = resolve(backend)
+        if target is self._backend:
+            return self
+        return to_backend(self, src=self._backend.name, dst=target)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return astype(self, dtype=self._backend.dtype(dtype))
+
+    def __array_namespace__(self, api_version: str | None = None) -> Any:
+        import gradx
+
+        return gradx
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self.data.__dlpack_device__()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self) -> str:
+        body = repr(self.numpy()).replace("array(", "tensor(", 1)
+        if body.endswith(")"):
+            body = body[:-1]
+        extras = [f"backend={self._backend.name}"]
+        if "dtype" not in body:
+            extras.insert(0, f"dtype={self.dtype}")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"{body}, {', '.join(extras)})"
+
+    def __len__(self) -> int:
+        if not self.data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self) -> Any:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        return int(self.data)
+
+    __hash__ = object.__hash__
+
+    # -- operators -------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return divide(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return negative(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return abs(self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return equal(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return not_equal(self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return less(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return less_equal(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return greater(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return greater_equal(self, other)
+
+    def __invert__(self) -> Tensor:
+        return logical_not(self)
+
+    def __and__(self, other: Any) -> Tensor:
+        return logical_and(self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return logical_or(self, other)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        return getitem(self, key=_raw_key(self, key))
+
+    # -- in place --------------------------------------------------------------------
+    def __setitem__(self, key: Any, value: Any) -> None:
+        key = _raw_key(self, key)
+        if _needs_record(self, value):
+            self._rebind(index_update(self, value, key=key))
+            return
+        raw = value.data if isinstance(value, Tensor) else value
+        data = self.data
+        if not hasattr(data, "__setitem__"):  # a NumPy scalar from a 0-d result
+            data = self._backend.copy(data)
+        data[key] = raw
+        self.data = data
+        self._version[0] += 1
+
+    def _inplace(self, op: Any, other: Any) -> Tensor:
+        if _needs_record(self, other):
+            self._rebind(op(self, other))
+            return self
+        raw = other.data if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor) and other._backend is not self._backend:
+            op(self, other)  # raises the mismatch error
+        data = self.data
+        result = op(data, raw)
+        if hasattr(data, "__setitem__") and result.dtype == data.dtype \
+                and result.shape == data.shape:
+            data[...] = result
+        else:
+            self.data = result
+        self._version[0] += 1
+        return self
+
+    def _rebind(self, out: Tensor) -> None:
+        self.data = out.data
+        self._node = out._node
+        self.requires_grad = out.requires_grad
+        self._version[0] += 1
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(add, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(subtract, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(multiply, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(divide, other)
+
+
+_new = object.__new__
+
+
+def _needs_record(t: Tensor, other: Any) -> bool:
+    if not _grad_enabled.get():
+        return False
+    if t.requires_grad and t._node is None:
+        raise GraphError(
+            f"in-place update of a leaf tensor {t.shape} that requires grad: the update "
+            "would be recorded against itself. Wrap it in `with gx.no_grad():` "
+            "(as optimizers do) or work on a copy"
+        )
+    return t.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
+
+
+def _raw_key(t: Tensor, key: Any) -> Any:
+    """An index key with Tensors replaced by raw arrays of the same backend."""
+    if isinstance(key, tuple):
+        return tuple(_raw_key(t, k) for k in key)
+    if isinstance(key, Tensor):
+        if key._backend is not t._backend:
+            from ._backend import check_same
+
+            check_same("getitem", t._backend, key._backend)
+        return key.data
+    if isinstance(key, list):
+        return t._backend.asarray(key)
+    return key
+
+
+from .ops.elementwise import (  # noqa: E402
+    abs,
+    add,
+    astype,
+    divide,
+    equal,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    logical_and,
+    logical_not,
+    logical_or,
+    multiply,
+    negative,
+    not_equal,
+    pow,
+    subtract,
+)
+from .ops.indexing import getitem, index_update  # noqa: E402
+from .ops.linalg import matmul, matrix_transpose  # noqa: E402
+from .ops.shape import permute_dims, to_backend  # noqa: E402
+
+
+def _install_methods() -> None:
+    """Methods that mirror the namespace functions (``x.sum(axis=0)``, ``x.exp()``)."""
+    import gradx.ops.elementwise as ew
+    import gradx.ops.indexing as ix
+    import gradx.ops.reductions as red
+    import gradx.ops.shape as sh
+
+    for name in ("exp", "expm1", "log", "log1p", "sqrt", "square", "sin", "cos", "tan",
+                 "tanh", "sinh", "cosh", "asin", "acos", "atan", "sign", "floor", "ceil",
+                 "round", "sigmoid", "abs", "isnan", "isfinite"):
+        setattr(Tensor, name, getattr(ew, name))
+    for name in ("sum", "mean", "prod", "max", "min", "var", "std", "cumsum", "argmax",
+                 "argmin", "logsumexp", "argsort"):
+        setattr(Tensor, name, getattr(red, name))
+    for name in ("expand_dims", "squeeze", "flip", "broadcast_to", "tile", "permute_dims",
+                 "moveaxis", "split"):
+        setattr(Tensor, name, getattr(sh, name))
+    for name in ("take", "sort", "take_along_axis"):
+        setattr(Tensor, name, getattr(ix, name))
+    Tensor.clip = ew.clip
+    Tensor.maximum = ew.maximum
+    Tensor.minimum = ew.minimum
+    Tensor.matmul = matmul
+
+
+def _reshape_method(self: Tensor, *shape: Any) -> Tensor:
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = tuple(shape[0])
+    from .ops.shape import reshape
+
+    return reshape(self, shape)
+
+
+def _transpose_method(self: Tensor, *axes: Any) -> Tensor:
+    if not axes:
+        return self.T
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = tuple(axes[0])
+    return permute_dims(self, axes=tuple(a % self.ndim for a in axes))
+
+
+def _flatten_method(self: Tensor) -> Tensor:
+    return _reshape_method(self, -1)
+
+
+Tensor.reshape = _reshape_method
+Tensor.view = _reshape_method
+Tensor.transpose = _transpose_method
+Tensor.flatten = _flatten_method
+_install_methods()

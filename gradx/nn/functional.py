@@ -1,0 +1,280 @@
+"""Activations and losses as functions of tensors.
+
+``relu``, ``softplus``, ``softmax`` and ``log_softmax`` are primitives because composing
+them is unstable at large magnitudes (or wasteful); their rules sit right under them. The
+rest are compositions of gradx ops and need no rules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradx as gx
+
+from .._primitive import defjvp, defvjp, primitive
+from ..errors import DTypeError, GradxError, ShapeError
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+class ArgumentError(GradxError, ValueError):
+    """A value outside what the function accepts (a reduction name, a probability, a label)."""
+
+
+# -- primitives ------------------------------------------------------------------------
+
+@primitive(saves_args=False)
+def relu(x: Any, /) -> Any:
+    """max(x, 0); the gradient at 0 is taken as 0, as in PyTorch."""
+    xp = gx.array_namespace(x)
+    return xp.maximum(x, xp.zeros_like(x))
+
+
+# sign(ans) is 1 where x > 0 and 0 elsewhere, so the rule needs only the output.
+defvjp(relu, lambda g, ans, x: g * gx.sign(ans))
+defjvp(relu, lambda t, ans, x: t * gx.sign(ans))
+
+
+@primitive(saves_ans=False)
+def _softplus(x: Any, /) -> Any:
+    xp = gx.array_namespace(x)
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): the exponent is never positive.
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+defvjp(_softplus, lambda g, ans, x: g * gx.sigmoid(x))
+defjvp(_softplus, lambda t, ans, x: t * gx.sigmoid(x))
+
+
+def _shift(xp: Any, x: Any, axis: int) -> Any:
+    """x minus its max along ``axis``; rows whose max is infinite are not shifted."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    return x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+
+
+@primitive(saves_args=False)
+def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
+    """log(softmax(x)) computed as (x - max) - log(sum(exp(x - max))): finite for any
+    finite logits, where the composition overflows at |x| of about 90 in float32."""
+    xp = gx.array_namespace(x)
+    z = _shift(xp, x, axis)
+    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
+
+defvjp(log_softmax,
+       lambda g, ans, x, *, axis=-1: g - gx.exp(ans) * gx.sum(g, axis=axis, keepdims=True))
+defjvp(log_softmax,
+       lambda t, ans, x, *, axis=-1: t - gx.sum(gx.exp(ans) * t, axis=axis, keepdims=True))
+
+
+@primitive(saves_args=False)
+def softmax(x: Any, /, *, axis: int = -1) -> Any:
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so nothing overflows."""
+    xp = gx.array_namespace(x)
+    e = xp.exp(_shift(xp, x, axis))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+defvjp(softmax,
+       lambda g, ans, x, *, axis=-1: ans * (g - gx.sum(g * ans, axis=axis, keepdims=True)))
+defjvp(softmax,
+       lambda t, ans, x, *, axis=-1: ans * (t - gx.sum(t * ans, axis=axis, keepdims=True)))
+
+
+# -- activations -----------------------------------------------------------------------
+
+def softplus(x: Any, /, *, beta: float = 1.0) -> Any:
+    """log(1 + exp(beta * x)) / beta, stable for any magnitude."""
+    if beta == 1.0:
+        return _softplus(x)
+    return _softplus(x * beta) / beta
+
+
+def sigmoid(x: Any, /) -> Any:
+    """1 / (1 + exp(-x)); the core's primitive."""
+    return gx.sigmoid(x)
+
+
+def tanh(x: Any, /) -> Any:
+    return gx.tanh(x)
+
+
+def silu(x: Any, /) -> Any:
+    """x * sigmoid(x) (also called swish)."""
+    return x * gx.sigmoid(x)
+
+
+def leaky_relu(x: Any, /, negative_slope: float = 0.01) -> Any:
+    """x where x > 0, else negative_slope * x."""
+    return gx.where(x > 0, x, x * negative_slope)
+
+
+# Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, below float32 resolution near 1.
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf(x: Any) -> Any:
+    """erf composed from standard ops (the Array API has no erf)."""
+    ax = gx.abs(x)
+    t = 1.0 / (1.0 + _ERF_P * ax)
+    a1, a2, a3, a4, a5 = _ERF_A
+    poly = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
+    return gx.sign(x) * (1.0 - poly * gx.exp(-ax * ax))
+
+
+def gelu(x: Any, /, *, approximate: str = "none") -> Any:
+    """x * Phi(x); ``approximate="tanh"`` gives the tanh form used by GPT-2."""
+    if approximate == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        return 0.5 * x * (1.0 + gx.tanh(c * (x + 0.044715 * x * x * x)))
+    if approximate != "none":
+        raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def dropout(x: Any, /, p: float = 0.5, *, training: bool = True) -> Any:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p), so the
+    expected value is unchanged; the identity when not training. Draws from gx.random."""
+    if not 0.0 <= p <= 1.0:
+        raise ArgumentError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    u = gx.random.uniform(tuple(x.shape), dtype=x.dtype, backend=x.backend)
+    keep = gx.floor(u + (1.0 - p))  # 1 where u >= p, i.e. with probability 1 - p
+    return x * (keep * (1.0 / (1.0 - p)))
+
+
+# -- layers as functions ---------------------------------------------------------------
+
+def linear(x: Any, weight: Any, bias: Any = None) -> Any:
+    """x @ weight.T + bias with weight of shape (out_features, in_features), as in PyTorch."""
+    if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(
+            f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+            f"{tuple(weight.shape)}; the input's last axis must equal weight.shape[1]"
+        )
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def layer_norm(x: Any, normalized_shape: tuple[int, ...], weight: Any = None,
+               bias: Any = None, eps: float = 1e-5) -> Any:
+    """Normalize over the trailing ``normalized_shape`` axes (biased variance)."""
+    k = len(normalized_shape)
+    if tuple(x.shape[x.ndim - k:]) != tuple(normalized_shape):
+        raise ShapeError(
+            f"layer_norm: input of shape {tuple(x.shape)} does not end with normalized_shape "
+            f"{tuple(normalized_shape)}"
+        )
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mu = gx.mean(x, axis=axes, keepdims=True)
+    xc = x - mu
+    var = gx.mean(xc * xc, axis=axes, keepdims=True)
+    out = xc / gx.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+# -- losses ----------------------------------------------------------------------------
+
+def _reduce(loss: Any, reduction: str, op: str) -> Any:
+    if reduction == "mean":
+        return gx.mean(loss)
+    if reduction == "sum":
+        return gx.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ArgumentError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def mse_loss(input: Any, target: Any, *, reduction: str = "mean") -> Any:
+    """Mean (or sum) of squared differences."""
+    if tuple(input.shape) != tuple(target.shape):
+        raise ShapeError(
+            f"mse_loss: input {tuple(input.shape)} and target {tuple(target.shape)} differ in "
+            "shape; reshape one so they match (broadcasting here is usually a bug)"
+        )
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def _as_labels(labels: Any, backend: Any) -> Any:
+    if not isinstance(labels, gx.Tensor):
+        labels = gx.asarray(labels, backend=backend)
+    if labels.backend is not backend:
+        raise gx.BackendMismatchError(
+            f"cross_entropy: logits live on {backend.name!r} but labels on "
+            f"{labels.backend.name!r}; move them with labels.to({backend.name!r})"
+        )
+    if not labels.backend.xp.isdtype(labels.data.dtype, "integral"):
+        raise DTypeError(
+            f"cross_entropy: labels must be integer class indices, got dtype {labels.dtype}; "
+            "convert with labels.astype('int64') or pass class indices instead of one-hot rows"
+        )
+    return labels
+
+
+def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Any:
+    """Softmax cross-entropy of (N, C) logits against N integer class labels.
+
+    With ``label_smoothing`` e the target puts 1 - e on the label and e / C on every
+    class, as in PyTorch.
+    """
+    if logits.ndim != 2:
+        raise ShapeError(
+            f"cross_entropy: logits must have shape (N, C), got {tuple(logits.shape)}; "
+            "flatten leading axes with logits.reshape(-1, C) and labels.reshape(-1)"
+        )
+    labels = _as_labels(labels, logits.backend)
+    n, c = logits.shape
+    if tuple(labels.shape) != (n,):
+        raise ShapeError(
+            f"cross_entropy: labels of shape {tuple(labels.shape)} do not match logits of shape "
+            f"{(n, c)}; expected labels of shape ({n},)"
+        )
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ArgumentError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if n > 0:
+        lo, hi = (int(v) for v in gx.stack([gx.min(labels), gx.max(labels)]).numpy())
+        if lo < 0 or hi >= c:
+            raise ArgumentError(
+                f"cross_entropy: labels must lie in [0, {c}) for {c} classes, found values in "
+                f"[{lo}, {hi}]"
+            )
+    lsm = log_softmax(logits, axis=1)
+    loss = -lsm[gx.arange(n, backend=logits.backend), labels]
+    if label_smoothing > 0.0:
+        loss = (1.0 - label_smoothing) * loss - label_smoothing * gx.mean(lsm, axis=1)
+    return _reduce(loss, reduction, "cross_entropy")
+
+
+def binary_cross_entropy_with_logits(logits: Any, target: Any, *, pos_weight: Any = None,
+                                     reduction: str = "mean") -> Any:
+    """-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] written as softplus(x) - x*y,
+    which stays finite for logits of any magnitude."""
+    if tuple(logits.shape) != tuple(target.shape):
+        raise ShapeError(
+            f"binary_cross_entropy_with_logits: logits {tuple(logits.shape)} and target "
+            f"{tuple(target.shape)} must have the same shape"
+        )
+    if pos_weight is None:
+        loss = _softplus(logits) - logits * target
+    else:
+        loss = (1.0 - target) * logits + (1.0 + (pos_weight - 1.0) * target) * _softplus(-logits)
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+__all__ = [
+    "ArgumentError",
+    "relu", "sigmoid", "tanh", "gelu", "softplus", "silu", "leaky_relu", "softmax",
+    "log_softmax", "dropout", "linear", "layer_norm", "mse_loss", "cross_entropy",
+    "binary_cross_entropy_with_logits",
+]

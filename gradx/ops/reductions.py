@@ -1,0 +1,173 @@
+"""Reductions. A reduced gradient is re-expanded with :func:`_expand` and broadcast back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import ns
+from .._primitive import defjvp, defvjp, primitive
+from .._shapes import normalize_axis
+
+
+def _expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """``g`` reduced over ``axis`` of ``x`` made broadcastable against ``x`` again."""
+    if keepdims or x.ndim == 0:
+        return g
+    axes = normalize_axis(axis, x.ndim)
+    shape = list(x.shape)
+    for a in axes:
+        shape[a] = 1
+    return reshape(g, shape=tuple(shape))
+
+
+def _count(x: Any, axis: Any) -> int:
+    n = 1
+    for a in normalize_axis(axis, x.ndim):
+        n *= x.shape[a]
+    return n
+
+
+def _reduce_jvp(fn: Any) -> Any:
+    return lambda t, ans, x, *, axis=None, keepdims=False, **kw: fn(t, axis=axis,
+                                                                     keepdims=keepdims, **kw)
+
+
+@primitive(saves_args="meta", saves_ans=False)
+def sum(x, /, *, axis=None, keepdims=False, dtype=None):
+    return ns(x).sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
+
+
+defvjp(sum, lambda g, ans, x, *, axis=None, keepdims=False, dtype=None:
+       broadcast_to(_expand(g, x, axis, keepdims), shape=x.shape))
+defjvp(sum, _reduce_jvp(sum))
+
+
+@primitive(saves_args="meta", saves_ans=False)
+def mean(x, /, *, axis=None, keepdims=False):
+    return ns(x).mean(x, axis=axis, keepdims=keepdims)
+
+
+defvjp(mean, lambda g, ans, x, *, axis=None, keepdims=False:
+       broadcast_to(_expand(g, x, axis, keepdims) / _count(x, axis), shape=x.shape))
+defjvp(mean, _reduce_jvp(mean))
+
+
+@primitive()
+def prod(x, /, *, axis=None, keepdims=False):
+    return ns(x).prod(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_vjp(g, ans, x, *, axis=None, keepdims=False):
+    # product of the other elements, exact when x has zeros: with one zero in a slice only
+    # that position gets a gradient; with two or more, none does
+    is_zero = equal(x, 0)
+    safe = where(is_zero, 1.0, x)
+    others = prod(safe, axis=axis, keepdims=True)
+    zeros = sum(astype(is_zero, dtype=x.dtype), axis=axis, keepdims=True)
+    grad = where(equal(zeros, 0), others / safe, where(is_zero & equal(zeros, 1), others, 0.0))
+    return _expand(g, x, axis, keepdims) * grad
+
+
+defvjp(prod, _prod_vjp)
+
+
+def _extremum_vjp(g, ans, x, *, axis=None, keepdims=False):
+    # ties share the gradient equally among the elements that attain the extremum
+    hit = astype(equal(x, _expand(ans, x, axis, keepdims)), dtype=x.dtype)
+    return _expand(g, x, axis, keepdims) * hit / sum(hit, axis=axis, keepdims=True)
+
+
+@primitive()
+def max(x, /, *, axis=None, keepdims=False):
+    return ns(x).max(x, axis=axis, keepdims=keepdims)
+
+
+@primitive()
+def min(x, /, *, axis=None, keepdims=False):
+    return ns(x).min(x, axis=axis, keepdims=keepdims)
+
+
+defvjp(max, _extremum_vjp)
+defvjp(min, _extremum_vjp)
+
+
+@primitive(saves_ans=False)
+def var(x, /, *, axis=None, correction=0.0, keepdims=False):
+    return ns(x).var(x, axis=axis, correction=correction, keepdims=keepdims)
+
+
+def _var_vjp(g, ans, x, *, axis=None, correction=0.0, keepdims=False):
+    centered = x - mean(x, axis=axis, keepdims=True)
+    return _expand(g, x, axis, keepdims) * centered * (2.0 / (_count(x, axis) - correction))
+
+
+defvjp(var, _var_vjp)
+
+
+def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Any:
+    """Standard deviation; composed as sqrt(var), so its gradient is 0 where var is 0."""
+    return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims))
+
+
+@primitive(saves_args="meta", saves_ans=False)
+def _cumsum(x, /, *, axis):
+    xp = ns(x)
+    if hasattr(xp, "cumulative_sum"):
+        return xp.cumulative_sum(x, axis=axis)
+    return xp.cumsum(x, axis=axis)
+
+
+defvjp(_cumsum, lambda g, ans, x, *, axis: flip(_cumsum(flip(g, axis=axis), axis=axis),
+                                                axis=axis))
+defjvp(_cumsum, lambda t, ans, x, *, axis: _cumsum(t, axis=axis))
+
+
+def cumsum(x: Any, /, *, axis: int | None = None) -> Any:
+    """Cumulative sum along ``axis`` (over the flattened array when None)."""
+    if axis is None:
+        x = reshape(x, shape=(-1,))
+        axis = 0
+    return _cumsum(x, axis=axis)
+
+
+cumulative_sum = cumsum
+
+
+@primitive()
+def logsumexp(x, /, *, axis=None, keepdims=False):
+    xp = ns(x)
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0)  # all -inf slices stay -inf, never NaN
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = xp.reshape(out, tuple(s for i, s in enumerate(x.shape)
+                                    if i not in normalize_axis(axis, x.ndim)))
+    return out
+
+
+defvjp(logsumexp, lambda g, ans, x, *, axis=None, keepdims=False:
+       _expand(g, x, axis, keepdims) * exp(x - _expand(ans, x, axis, keepdims)))
+defjvp(logsumexp, lambda t, ans, x, *, axis=None, keepdims=False:
+       sum(t * exp(x - _expand(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims))
+
+
+def _arg(name: str) -> Any:
+    def fun(x, /, *, axis=None, keepdims=False):
+        return getattr(ns(x), name)(x, axis=axis, keepdims=keepdims)
+
+    fun.__name__ = fun.__qualname__ = name
+    fun.__doc__ = f"Index of the {name[3:]}imum; an integer result, so no gradient."
+    return primitive(fun, saves_args=False, saves_ans=False)
+
+
+argmax = _arg("argmax")
+argmin = _arg("argmin")
+
+
+@primitive(saves_args=False, saves_ans=False)
+def argsort(x, /, *, axis=-1, descending=False, stable=True):
+    return ns(x).argsort(-x if descending else x, axis=axis, stable=stable)
+
+
+from .elementwise import astype, equal, exp, sqrt, where  # noqa: E402
+from .shape import broadcast_to, flip, reshape  # noqa: E402

@@ -1,0 +1,72 @@
+"""Random numbers from one seeded host generator, copied to the target backend, so one
+seed gives the same numbers on every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradx.backends.base import new_host_generator
+
+from ._backend import get_backend, resolve
+from .ops.creation import get_default_dtype
+
+_state = [new_host_generator(None)]
+
+
+def seed(s: int | None) -> None:
+    """Reseed the host generator that initializers and random draws use."""
+    _state[0] = new_host_generator(s)
+
+
+def host_generator() -> Any:
+    """The seeded host generator itself (a NumPy ``Generator``)."""
+    return _state[0]
+
+
+def _place(host: Any, dtype: Any, backend: Any, requires_grad: bool) -> Any:
+    from ._tensor import Tensor
+
+    b = get_backend() if backend is None else resolve(backend)
+    raw = b.from_numpy(host, dtype=b.dtype(dtype))
+    return Tensor._make(raw, b, None, False, [0]).requires_grad_(requires_grad)
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+def normal(shape: Any, mean: float = 0.0, std: float = 1.0, *, dtype: Any = None,
+           backend: Any = None, requires_grad: bool = False) -> Any:
+    host = _state[0].normal(mean, std, _shape(shape))
+    return _place(host, dtype or get_default_dtype(), backend, requires_grad)
+
+
+def uniform(shape: Any, low: float = 0.0, high: float = 1.0, *, dtype: Any = None,
+            backend: Any = None, requires_grad: bool = False) -> Any:
+    host = _state[0].uniform(low, high, _shape(shape))
+    return _place(host, dtype or get_default_dtype(), backend, requires_grad)
+
+
+def randint(low: int, high: int, shape: Any, *, dtype: Any = "int64",
+            backend: Any = None) -> Any:
+    host = _state[0].integers(low, high, _shape(shape))
+    return _place(host, dtype, backend, False)
+
+
+def bernoulli(p: float, shape: Any, *, dtype: Any = None, backend: Any = None) -> Any:
+    """1 with probability ``p``, else 0 (dropout masks)."""
+    host = (_state[0].random(_shape(shape)) < p).astype("float64")
+    return _place(host, dtype or get_default_dtype(), backend, False)
+
+
+def permutation(n: int) -> Any:
+    """A host (NumPy) permutation of range(n), for shuffling batches."""
+    return _state[0].permutation(n)
+
+
+def randn(*shape: int, dtype: Any = None, backend: Any = None) -> Any:
+    return normal(shape, dtype=dtype, backend=backend)
+
+
+def rand(*shape: int, dtype: Any = None, backend: Any = None) -> Any:
+    return uniform(shape, dtype=dtype, backend=backend)

@@ -1,0 +1,493 @@
+"""Function transforms: grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, checkpoint.
+
+Arguments and results may be Tensors, raw arrays or nested tuples, lists and dicts of them.
+Raw arrays in give raw arrays out. Called on Tensors that an outer transform tracks, a
+transform records its own backward pass, so transforms nest to any order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from ._backend import backend_of
+from ._primitive import defvjp_argnum, primitive
+from ._tape import Node, _grad_enabled, _wrap_saved, backward, enable_grad, no_grad, toposort
+from ._tensor import Tensor
+from ._tree import flatten, unflatten
+from .errors import GraphError, ShapeError
+
+_SCALARS = (bool, int, float)
+# True while an outer transform evaluates its function: a leaf it passes in is then tracked
+_inside: ContextVar[bool] = ContextVar("gradx_inside_transform", default=False)
+
+
+@contextlib.contextmanager
+def _evaluating() -> Iterator[None]:
+    token = _inside.set(True)
+    try:
+        with enable_grad():
+            yield
+    finally:
+        _inside.reset(token)
+
+
+class _Input:
+    """One differentiated leaf of the arguments: the Tensor f sees, and how to return results."""
+
+    __slots__ = ("tensor", "raw", "tracked")
+
+    def __init__(self, value: Any) -> None:
+        self.raw = not isinstance(value, Tensor)
+        if isinstance(value, Tensor):
+            self.tracked = value.requires_grad and _grad_enabled.get() and (
+                value._node is not None or _inside.get())
+            if self.tracked:
+                self.tensor = positive(value)  # a fresh node, still linked to the outer graph
+            else:
+                self.tensor = Tensor._make(value.data, value._backend, None, False, [0])
+                self.tensor.requires_grad_()
+        else:
+            self.tracked = False
+            if isinstance(value, _SCALARS):
+                from .ops.creation import tensor
+
+                self.tensor = tensor(float(value)).requires_grad_()
+            else:
+                self.tensor = Tensor(value).requires_grad_()
+
+    def result(self, value: Any) -> Any:
+        """A gradient or tangent in the form the caller gave this input."""
+        if value is None:
+            value = self.tensor._backend.xp.zeros(self.tensor.data.shape,
+                                                  dtype=self.tensor.data.dtype)
+        if self.raw:
+            return value.data if isinstance(value, Tensor) else value
+        if isinstance(value, Tensor):
+            return value if self.tracked else value.detach()
+        return Tensor._make(value, self.tensor._backend, None, False, [0])
+
+
+def _prepare(args: tuple, argnums: tuple[int, ...]) -> tuple[list, list[list[_Input]], list]:
+    """Replace the differentiated arguments' leaves by input Tensors."""
+    args = list(args)
+    inputs, treedefs = [], []
+    for n in argnums:
+        if n >= len(args):
+            raise ShapeError(f"argnums {argnums} refers to argument {n}, but only "
+                             f"{len(args)} were passed")
+        leaves, tdef = flatten(args[n])
+        ins = [_Input(v) for v in leaves]
+        args[n] = unflatten(tdef, [i.tensor for i in ins])
+        inputs.append(ins)
+        treedefs.append(tdef)
+    return args, inputs, treedefs
+
+
+def _as_tensor(out: Any, what: str) -> Tensor:
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, _SCALARS):
+        from .ops.creation import tensor
+
+        return tensor(float(out))
+    return Tensor(out)
+
+
+def _ones_like(t: Tensor) -> Any:
+    return t._backend.xp.ones(t.data.shape, dtype=t.data.dtype)
+
+
+def _value_result(out: Tensor, raw: bool, tracked: bool) -> Any:
+    if raw:
+        return out.data
+    return out if tracked else out.detach()
+
+
+def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
+                   has_aux: bool = False) -> Callable:
+    """``f``'s value and its gradient with respect to ``argnums`` (f must return a scalar)."""
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        args, inputs, treedefs = _prepare(args, nums)
+        with _evaluating():
+            result = f(*args, **kwargs)
+        out, aux = result if has_aux else (result, None)
+        out = _as_tensor(out, "output")
+        if out.size != 1:
+            raise ShapeError(f"grad needs f to return a scalar, got shape {out.shape}; use "
+                             "gx.vjp or gx.jacobian for non-scalar outputs")
+        flat = [i for ins in inputs for i in ins]
+        tracked = any(i.tracked for i in flat)
+        grads = _grads_of([out], [_ones_like(out)], flat, tracked)
+        it = iter(grads)
+        per_arg = [unflatten(tdef, [i.result(next(it)) for i in ins])
+                   for ins, tdef in zip(inputs, treedefs, strict=True)]
+        value = _value_result(out, all(i.raw for i in flat), tracked)
+        g = per_arg[0] if single else tuple(per_arg)
+        return ((value, aux), g) if has_aux else (value, g)
+
+    return wrapped
+
+
+def _grads_of(roots: list[Tensor], seeds: list[Any], inputs: list[_Input],
+              create_graph: bool) -> list[Any]:
+    live = [(r, s) for r, s in zip(roots, seeds, strict=True) if r.requires_grad]
+    if not live:
+        return [None] * len(inputs)
+    return backward([r for r, _ in live], [s for _, s in live], retain_graph=create_graph,
+                    create_graph=create_graph, inputs=[i.tensor for i in inputs])
+
+
+def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """The gradient of scalar-valued ``f``; ``grad(grad(f))`` gives higher orders."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if has_aux:
+            (_, aux), g = vg(*args, **kwargs)
+            return g, aux
+        return vg(*args, **kwargs)[1]
+
+    return wrapped
+
+
+def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
+    """``(out, vjp_fn)``; ``vjp_fn(cotangent)`` returns one gradient per primal, callable
+    many times."""
+    args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
+    with _evaluating():
+        result = f(*args)
+    out, aux = result if has_aux else (result, None)
+    out_leaves, out_def = flatten(out)
+    outs = [_as_tensor(o, "output") for o in out_leaves]
+    flat = [i for ins in inputs for i in ins]
+    tracked = any(i.tracked for i in flat)
+
+    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        cts, _ = flatten(cotangent)
+        if len(cts) != len(outs):
+            raise ShapeError(f"vjp_fn got {len(cts)} cotangents for {len(outs)} outputs")
+        seeds = []
+        for o, c in zip(outs, cts, strict=True):
+            c = _seed(o, c, tracked)
+            if tuple(c.shape) != o.shape:
+                raise ShapeError(f"vjp_fn: cotangent shape {tuple(c.shape)} does not match "
+                                 f"output shape {o.shape}")
+            seeds.append(c)
+        live = [(o, s) for o, s in zip(outs, seeds, strict=True) if o.requires_grad]
+        grads = backward([o for o, _ in live], [s for _, s in live], retain_graph=True,
+                         create_graph=tracked or any(isinstance(s, Tensor) and s.requires_grad
+                                                     for s in seeds),
+                         inputs=[i.tensor for i in flat]) if live else [None] * len(flat)
+        it = iter(grads)
+        return tuple(unflatten(tdef, [i.result(next(it)) for i in ins])
+                     for ins, tdef in zip(inputs, treedefs, strict=True))
+
+    raw = all(i.raw for i in flat)
+    value = unflatten(out_def, [_value_result(o, raw, tracked) for o in outs])
+    return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
+
+
+def _seed(out: Tensor, c: Any, keep_tensor: bool) -> Any:
+    if isinstance(c, Tensor):
+        return c if (keep_tensor or c.requires_grad) else c.data
+    if isinstance(c, _SCALARS):
+        return out._backend.xp.full(out.data.shape, c, dtype=out.data.dtype)
+    return c
+
+
+# -- forward mode ---------------------------------------------------------------------
+
+def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
+    """Forward mode: ``(f(*primals), J @ tangents)`` in one forward pass plus a tangent pass
+    over the recorded primitives, using each primitive's JVP rule (or its transposed VJP)."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    args, inputs, _ = _prepare(primals, tuple(range(len(primals))))
+    flat = [i for ins in inputs for i in ins]
+    tans = [t for tan in tangents for t in flatten(tan)[0]]
+    if len(tans) != len(flat):
+        raise ShapeError("jvp: tangents must have the same structure as primals")
+    with _evaluating():
+        out = f(*args)
+    out_leaves, out_def = flatten(out)
+    outs = [_as_tensor(o, "output") for o in out_leaves]
+    create = any(i.tracked for i in flat) or any(
+        isinstance(t, Tensor) and t.requires_grad for t in tans)
+    seeds: dict[Any, Any] = {}
+    for i, t in zip(flat, tans, strict=True):
+        t = _tangent_value(i.tensor, t, create)
+        key = i.tensor._node if i.tensor._node is not None else i.tensor
+        seeds[key] = t
+    token = _grad_enabled.set(create)
+    try:
+        tangent = _push_forward(outs, seeds, create)
+    finally:
+        _grad_enabled.reset(token)
+    raw = all(i.raw for i in flat)
+    results = []
+    for o, t in zip(outs, tangent, strict=True):
+        if t is None:
+            t = o._backend.xp.zeros(o.data.shape, dtype=o.data.dtype)
+        if raw:
+            results.append(t.data if isinstance(t, Tensor) else t)
+        elif isinstance(t, Tensor):
+            results.append(t if create else t.detach())
+        else:
+            results.append(Tensor._make(t, o._backend, None, False, [0]))
+    value = unflatten(out_def, [_value_result(o, raw, create) for o in outs])
+    return value, unflatten(out_def, results)
+
+
+def _tangent_value(x: Tensor, t: Any, create: bool) -> Any:
+    if isinstance(t, Tensor):
+        if t._backend is not x._backend:
+            from ._backend import check_same
+
+            check_same("jvp", x._backend, t._backend)
+        raw = t if create else t.data
+    elif isinstance(t, _SCALARS):
+        raw = x._backend.xp.full(x.data.shape, t, dtype=x.data.dtype)
+    else:
+        raw = t
+    if tuple(raw.shape) != x.shape:
+        raise ShapeError(f"jvp: tangent of shape {tuple(raw.shape)} for a primal of shape "
+                         f"{x.shape}")
+    if raw.dtype != x.dtype:
+        from .ops.elementwise import astype
+
+        raw = astype(raw, dtype=x.dtype)
+    return raw
+
+
+def _push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
+    roots = [o._node for o in outs if o._node is not None]
+    tangents = dict(seeds)
+    for node in reversed(toposort(roots)):
+        if node in tangents:
+            continue
+        total = None
+        args = ans = None
+        for argnum, parent in node.parents:
+            tp = tangents.get(parent)
+            if tp is None:
+                continue
+            if args is None:
+                if node.args is None:
+                    raise GraphError(f"jvp through '{node.prim.name}': its saved values were "
+                                     "freed by an earlier backward")
+                args, ans = _wrap_saved(node, Tensor) if create else (node.args, node.ans)
+            c = _jvp_one(node, argnum, parent, tp, args, ans)
+            total = c if total is None else total + c
+        if total is not None:
+            tangents[node] = total
+    return [tangents.get(o._node if o._node is not None else o) for o in outs]
+
+
+def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: Any) -> Any:
+    prim = node.prim
+    rule = prim.jvps.get(argnum)
+    if rule is not None:
+        c = rule(tp, ans, *args, **node.kwargs)
+    elif prim.jvp_argnum is not None:
+        c = prim.jvp_argnum(argnum, tp, ans, *args, **node.kwargs)
+    else:
+        c = _transposed_vjp(node, argnum, parent, tp, args, ans)
+    if tuple(c.shape) != node.shape:
+        from .ops.shape import broadcast_to
+
+        c = broadcast_to(c, node.shape)
+    if c.dtype != node.dtype:
+        from .ops.elementwise import astype
+
+        c = astype(c, dtype=node.dtype)
+    return c
+
+
+def _transposed_vjp(node: Node, argnum: int, parent: Any, tp: Any, args: tuple,
+                    ans: Any) -> Any:
+    """J t from the VJP rule: the rule is linear in g, so its VJP in g is the JVP."""
+    from ._tape import _fit
+
+    prim = node.prim
+    rule = prim.vjps.get(argnum)
+    if rule is None and prim.vjp_argnum is None:
+        from .errors import NotDifferentiableError
+
+        raise NotDifferentiableError(f"'{prim.name}' has no JVP or VJP rule for argument "
+                                     f"{argnum}")
+    g = Tensor._make(node.backend.xp.zeros(node.shape, dtype=node.dtype), node.backend, None,
+                     True, [0])
+    with enable_grad():
+        if rule is not None:
+            ct = rule(g, ans, *args, **node.kwargs)
+        else:
+            ct = prim.vjp_argnum(argnum, g, ans, *args, **node.kwargs)
+        ct = _fit(ct, parent, prim, argnum)
+        if not isinstance(ct, Tensor) or not ct.requires_grad:
+            return node.backend.xp.zeros(node.shape, dtype=node.dtype)
+        (res,) = backward([ct], [tp], retain_graph=True, create_graph=True, inputs=[g])
+    if res is None:
+        return node.backend.xp.zeros(node.shape, dtype=node.dtype)
+    if not _grad_enabled.get() and isinstance(res, Tensor):
+        return res.data
+    return res
+
+
+# -- derived transforms ---------------------------------------------------------------
+
+def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, mode: str = "rev") -> Callable:
+    """The Jacobian, shaped ``out.shape + in.shape``, by rows of VJPs (``"rev"``) or
+    columns of JVPs (``"fwd"``)."""
+    if mode not in ("rev", "fwd"):
+        raise ValueError(f"jacobian: mode must be 'rev' or 'fwd', got {mode!r}")
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+
+    @functools.wraps(f)
+    def jac(*args: Any) -> Any:
+        results = [_jacobian_one(f, args, n, mode) for n in nums]
+        return results[0] if single else tuple(results)
+
+    return jac
+
+
+def _jacobian_one(f: Callable, args: tuple, n: int, mode: str) -> Any:
+    from .ops.creation import zeros_like
+    from .ops.shape import reshape, stack
+
+    x = args[n]
+
+    def f_n(xn: Any) -> Any:
+        call = list(args)
+        call[n] = xn
+        return f(*call)
+
+    if mode == "rev":
+        out, vjp_fn = vjp(f_n, x)
+        out_shape = tuple(out.shape)
+        basis = _basis(out)
+        rows = [vjp_fn(e)[0] for e in basis]
+        in_shape = tuple(getattr(x, "shape", ()))
+    else:
+        in_shape = tuple(getattr(x, "shape", ()))
+        basis = _basis(x if not isinstance(x, _SCALARS) else _as_tensor(x, "input"))
+        cols = []
+        out_shape = None
+        for e in basis:
+            out, t = jvp(f_n, (x,), (e,))
+            out_shape = tuple(out.shape)
+            cols.append(t)
+        if not cols:
+            out_shape = tuple(f_n(x).shape)
+        rows = cols
+    if not rows:
+        z = zeros_like(_as_tensor(x, "input"))
+        return reshape(z, out_shape + in_shape) if z.size else z
+    stacked = stack([_to_tensor_like(r) for r in rows], axis=0)
+    if mode == "fwd":
+        # columns were stacked first: move the input axes to the back
+        from .ops.shape import permute_dims
+
+        flat = reshape(stacked, (len(rows), -1))
+        stacked = permute_dims(flat, (1, 0))
+    result = reshape(stacked, out_shape + in_shape)
+    return result.data if not isinstance(x, Tensor) and isinstance(result, Tensor) else result
+
+
+def _to_tensor_like(v: Any) -> Any:
+    return v if isinstance(v, Tensor) else Tensor(v)
+
+
+def _basis(t: Any) -> list[Any]:
+    data = t.data if isinstance(t, Tensor) else t
+    backend = t._backend if isinstance(t, Tensor) else backend_of(data)
+    xp = backend.xp
+    n = 1
+    for s in data.shape:
+        n *= s
+    eye = xp.eye(n, dtype=data.dtype)
+    return [xp.reshape(eye[k], tuple(data.shape)) for k in range(n)]
+
+
+def hessian(f: Callable, argnums: int = 0) -> Callable:
+    """Second derivatives, forward-over-reverse: ``jacobian(jacobian(f), mode="fwd")``."""
+    return jacobian(jacobian(f, argnums, mode="rev"), argnums, mode="fwd")
+
+
+def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, ...]:
+    """Hessian-vector product of scalar ``f``, forward-over-reverse, without forming H.
+
+    Returns a tuple shaped like ``primals``."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    g = grad(f, argnums=tuple(range(len(primals))))
+    return jvp(g, primals, tangents)[1]
+
+
+def stop_gradient(x: Any) -> Any:
+    """``x`` treated as a constant by every transform."""
+    return x.detach() if isinstance(x, Tensor) else x
+
+
+# -- checkpoint -----------------------------------------------------------------------
+
+def checkpoint(f: Callable) -> Callable:
+    """Run ``f`` without keeping its interior; recompute it during backward to save memory.
+
+    ``f`` takes Tensors and returns one Tensor."""
+
+    @functools.wraps(f)
+    def wrapped(*args: Any) -> Any:
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        if not (_grad_enabled.get() and any(t.requires_grad for t in tensors)):
+            return f(*args)
+        slots = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        return _checkpoint_call(*tensors, fn=f, args=args, slots=tuple(slots), cache={})
+
+    return wrapped
+
+
+@primitive(saves_ans=False)
+def _checkpoint_call(*tensors, fn, args, slots, cache):
+    call = list(args)
+    for s, t in zip(slots, tensors, strict=True):
+        call[s] = Tensor(t)
+    with no_grad():
+        out = fn(*call)
+    if not isinstance(out, Tensor):
+        raise ShapeError("checkpoint: f must return a single Tensor")
+    return out.data
+
+
+def _checkpoint_vjp(argnum, g, ans, *tensors, fn, args, slots, cache):
+    key = id(g)
+    if cache.get("key") != key:
+        def inner(*ts: Any) -> Any:
+            call = list(args)
+            for s, t in zip(slots, ts, strict=True):
+                call[s] = t
+            return fn(*call)
+
+        primals = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+        _, vjp_fn = vjp(inner, *primals)
+        cache["grads"] = vjp_fn(g)
+        cache["key"] = key
+        cache["g"] = g  # keep g alive so its id stays unique while cached
+    result = cache["grads"][argnum]
+    return result if isinstance(g, Tensor) else (result.data if isinstance(result, Tensor)
+                                                 else result)
+
+
+defvjp_argnum(_checkpoint_call, _checkpoint_vjp)
+
+from .ops.elementwise import positive  # noqa: E402
+
