@@ -241,7 +241,9 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
             f"{(n, c)}; expected labels of shape ({n},)"
         )
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ArgumentError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+        raise ArgumentError(
+            f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}"
+        )
     if n > 0:
         lo, hi = (int(v) for v in gx.stack([gx.min(labels), gx.max(labels)]).numpy())
         if lo < 0 or hi >= c:

@@ -57,15 +57,6 @@ class Module:
         object.__setattr__(self, "training", True)
 
     # -- registration ------------------------------------------------------------------
-    def _state(self) -> tuple[dict, dict, dict]:
-        try:
-            return self._parameters, self._buffers, self._modules
-        except KeyError:
-            raise AttributeError(
-                f"{type(self).__name__}: call super().__init__() at the top of __init__ "
-                "before assigning attributes"
-            ) from None
-
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
