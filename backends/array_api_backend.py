@@ -30,10 +30,27 @@ class ArrayAPIBackend(Backend):
             return np.asarray(self.xp.asarray(x).tolist() if hasattr(x, "tolist") else x)
 
     def from_numpy(self, a: np.ndarray, dtype: Any = None) -> Any:
-        out = self.xp.asarray(np.ascontiguousarray(a))
+        a = np.asarray(a)
+        out = self.xp.asarray(a if a.flags.c_contiguous else a.copy(order="C"))
         if dtype is not None and out.dtype != dtype:
             out = self.xp.astype(out, dtype)
         return out
+
+
+    def getitem(self, x: Any, key: Any) -> Any:
+        try:
+            return x[key]
+        except IndexError:
+            # the standard leaves out mixed slice/array keys and implicit trailing axes
+            from .base import _host_key
+
+            return self.from_numpy(np.asarray(self.to_numpy(x)[_host_key(self, key)]))
+
+    def einsum(self, subscripts: str, *operands: Any) -> Any:
+        if hasattr(self.xp, "einsum"):
+            return self.xp.einsum(subscripts, *operands)
+        out = np.einsum(subscripts, *[self.to_numpy(o) for o in operands])
+        return self.from_numpy(np.asarray(out), dtype=operands[0].dtype)
 
 
 def strict_backend() -> ArrayAPIBackend:

@@ -117,6 +117,13 @@ class Backend:
             host[_host_key(self, key)] = values if _is_scalar(values) else self.to_numpy(values)
             return self.from_numpy(host, dtype=x.dtype)
 
+    def getitem(self, x: Any, key: Any) -> Any:
+        """``x[key]``; a backend may widen what keys it accepts."""
+        return x[key]
+
+    def einsum(self, subscripts: str, *operands: Any) -> Any:
+        return self.xp.einsum(subscripts, *operands)
+
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on synchronous CPU backends."""
 

@@ -176,6 +176,8 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
         key = root._node if root._node is not None else root
         if not create_graph and isinstance(seed, Tensor):
             seed = seed.data
+        elif create_graph and not isinstance(seed, Tensor):  # rules then see Tensors only
+            seed = Tensor._make(seed, root._backend, None, False, [0])
         grads[key] = seed if key not in grads else grads[key] + seed
         if type(key) is Node:
             root_nodes.append(key)

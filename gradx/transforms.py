@@ -59,7 +59,7 @@ class _Input:
             else:
                 self.tensor = Tensor(value).requires_grad_()
 
-    def result(self, value: Any) -> Any:
+    def result(self, value: Any, keep_graph: bool = False) -> Any:
         """A gradient or tangent in the form the caller gave this input."""
         if value is None:
             value = self.tensor._backend.xp.zeros(self.tensor.data.shape,
@@ -67,7 +67,7 @@ class _Input:
         if self.raw:
             return value.data if isinstance(value, Tensor) else value
         if isinstance(value, Tensor):
-            return value if self.tracked else value.detach()
+            return value if (self.tracked or keep_graph) else value.detach()
         return Tensor._make(value, self.tensor._backend, None, False, [0])
 
 
@@ -183,12 +183,12 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
                                  f"output shape {o.shape}")
             seeds.append(c)
         live = [(o, s) for o, s in zip(outs, seeds, strict=True) if o.requires_grad]
+        seeded = any(isinstance(s, Tensor) and s.requires_grad for s in seeds)
         grads = backward([o for o, _ in live], [s for _, s in live], retain_graph=True,
-                         create_graph=tracked or any(isinstance(s, Tensor) and s.requires_grad
-                                                     for s in seeds),
+                         create_graph=tracked or seeded,
                          inputs=[i.tensor for i in flat]) if live else [None] * len(flat)
         it = iter(grads)
-        return tuple(unflatten(tdef, [i.result(next(it)) for i in ins])
+        return tuple(unflatten(tdef, [i.result(next(it), seeded) for i in ins])
                      for ins, tdef in zip(inputs, treedefs, strict=True))
 
     raw = all(i.raw for i in flat)
@@ -456,7 +456,7 @@ def checkpoint(f: Callable) -> Callable:
     return wrapped
 
 
-@primitive(saves_ans=False)
+@primitive(name="checkpoint", saves_ans=False)
 def _checkpoint_call(*tensors, fn, args, slots, cache):
     call = list(args)
     for s, t in zip(slots, tensors, strict=True):

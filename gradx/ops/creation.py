@@ -79,15 +79,13 @@ def _as_tensor(data: Any, dtype: Any, requires_grad: bool, backend: Any, copy: A
             dtype is not None or copy) else raw
         return Tensor._make(raw, target, None, False, [0]).requires_grad_(requires_grad)
     python_data = not hasattr(data, "dtype") and not hasattr(data, "__array_namespace__")
-    if not python_data and backend is None:
-        try:
-            target = backend_of(data)
-        except Exception:
-            target = get_backend()
+    source = None if python_data else backend_of_safe(data)
+    if backend is None and source is not None and source.name != "numpy":
+        target = source  # a device array stays where it lives; NumPy data is host data
     else:
         target = _target(backend)
-    if not python_data and backend_of_safe(data) not in (None, target):
-        raw = target.from_numpy(backend_of_safe(data).to_numpy(data))
+    if source is not None and source is not target:
+        raw = target.from_numpy(source.to_numpy(data))
         raw = raw if dtype is None else target.asarray(raw, dtype=target.dtype(dtype))
     else:
         raw = target.asarray(data, dtype=None if dtype is None else target.dtype(dtype), copy=copy)

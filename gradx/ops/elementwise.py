@@ -3,6 +3,7 @@ unbroadcast by the tape."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._backend import ns
@@ -75,6 +76,8 @@ def pow(x, y, /):
 
 def _pow_vjp_y(g, ans, x, y):
     # d/dy x**y = x**y log x; taken as 0 where x <= 0 (x = 0 gives 0**y = 0 for y > 0)
+    if isinstance(x, int | float):
+        return g * ans * math.log(x) if x > 0 else zeros_like(g)
     positive_x = greater(x, 0)
     return g * where(positive_x, ans * log(where(positive_x, x, 1.0)), 0.0)
 
@@ -353,19 +356,22 @@ defjvp(where, None, lambda t, ans, c, x, y: where(c, t, 0.0),
        lambda t, ans, c, x, y: where(c, 0.0, t))
 
 
-@primitive(saves_args="meta", saves_ans=False)
-def astype(x, /, *, dtype, copy=True):
-    xp = ns(x)
-    if not isinstance(dtype, str):
-        return xp.astype(x, dtype, copy=copy)
-    from .._backend import backend_of
-
-    return xp.astype(x, backend_of(x).dtype(dtype), copy=copy)
+@primitive(name="astype", saves_args="meta", saves_ans=False)
+def _astype(x, /, *, dtype, copy=True):
+    return ns(x).astype(x, dtype, copy=copy)
 
 
-# the tape casts every gradient to its input's dtype, so the cast back is implicit
-defvjp(astype, lambda g, ans, x, **kw: astype(g, dtype=x.dtype))
-defjvp(astype, lambda t, ans, x, dtype, copy=True: astype(t, dtype=dtype))
+defvjp(_astype, lambda g, ans, x, **kw: _astype(g, dtype=x.dtype))
+defjvp(_astype, lambda t, ans, x, *, dtype, copy=True: _astype(t, dtype=dtype))
+
+
+def astype(x: Any, /, dtype: Any, *, copy: bool = True) -> Any:
+    """Cast to ``dtype`` (a name such as "float32" or a dtype object); differentiable."""
+    if isinstance(dtype, str):
+        from .._backend import backend_of
+
+        dtype = (x._backend if hasattr(x, "_backend") else backend_of(x)).dtype(dtype)
+    return _astype(x, dtype=dtype, copy=copy)
 
 
 # -- comparisons and predicates (boolean results, not differentiable) -----------------

@@ -13,7 +13,7 @@ from .._primitive import defjvp, defvjp, primitive
 
 @primitive(saves_args="meta", saves_ans=False, view=True)
 def getitem(x, /, *, key):
-    return x[key]
+    return backend_of(x).getitem(x, key)
 
 
 defvjp(getitem, lambda g, ans, x, *, key: _index_add(g, shape=x.shape, key=key))
@@ -49,10 +49,10 @@ defvjp(index_update, _index_update_vjp_x, _index_update_vjp_values)
 
 
 def _axis_key(axis: int, ndim: int, index: Any) -> tuple:
-    return (slice(None),) * (axis % ndim) + (index,)
+    return (slice(None),) * (axis % ndim) + (index, Ellipsis)
 
 
-@primitive(saves_args="meta", saves_ans=False)
+@primitive(saves_ans=False)
 def take(x, indices, /, *, axis=None):
     xp = ns(x)
     if axis is None:
@@ -86,7 +86,7 @@ def _along_key(indices: Any, axis: int) -> tuple:
     return tuple(key)
 
 
-@primitive(saves_args="meta", saves_ans=False)
+@primitive(saves_ans=False)
 def take_along_axis(x, indices, /, *, axis=-1):
     return ns(x).take_along_axis(x, indices, axis=axis)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import string
 from typing import Any
 
-from .._backend import ns
+from .._backend import backend_of, ns
 from .._primitive import defjvp, defjvp_argnum, defvjp, defvjp_argnum, primitive
 from ..errors import ShapeError
 
@@ -58,7 +59,7 @@ def _parse_einsum(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     ell = 0
     for term, shape in zip(terms, shapes, strict=True):
         if "..." in term:
-            ell = max(ell, len(shape) - (len(term) - 3))
+            ell = builtins.max(ell, len(shape) - (len(term) - 3))
     ell_letters = "".join(spare[:ell])
     out_terms = []
     for term, shape in zip(terms, shapes, strict=True):
@@ -80,7 +81,7 @@ def _parse_einsum(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
 
 @primitive(saves_ans=False)
 def _einsum(*operands, subscripts):
-    return ns(*operands).einsum(subscripts, *operands)
+    return backend_of(operands[0]).einsum(subscripts, *operands)
 
 
 def _einsum_vjp(argnum, g, ans, *operands, subscripts):
@@ -178,7 +179,7 @@ defvjp(det, lambda g, ans, x: expand_dims(expand_dims(g * ans, axis=-1), axis=-1
        * matrix_transpose(inv(x)))
 
 
-@primitive()
+@primitive(name="norm")
 def _norm2(x, /, *, axis=None, keepdims=False):
     xp = ns(x)
     return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdims))

@@ -75,7 +75,7 @@ def squeeze(x, /, axis=None):
 
 
 defvjp(squeeze, lambda g, ans, x, axis=None: _reshape(g, shape=x.shape))
-defjvp(squeeze, lambda t, ans, x, axis=None: _reshape(t, shape=ans.shape))
+defjvp(squeeze, lambda t, ans, x, axis=None: squeeze(t, axis=axis))
 
 
 @primitive(broadcasts=True, saves_args=False, saves_ans=False, view=True)
@@ -103,7 +103,7 @@ def _split_offsets(args: tuple, axis: int) -> list[int]:
 
 
 def _take_along(g: Any, axis: int, start: int, stop: int) -> Any:
-    key = (slice(None),) * (axis % g.ndim) + (slice(start, stop),)
+    key = (slice(None),) * (axis % g.ndim) + (slice(start, stop), Ellipsis)
     from .indexing import getitem
 
     return getitem(g, key=key)
@@ -142,7 +142,7 @@ def _stack(*arrays, axis=0):
 def _stack_vjp(argnum, g, ans, *arrays, axis=0):
     from .indexing import getitem
 
-    return getitem(g, key=(slice(None),) * (axis % g.ndim) + (argnum,))
+    return getitem(g, key=(slice(None),) * (axis % g.ndim) + (argnum, Ellipsis))
 
 
 defvjp_argnum(_stack, _stack_vjp)
@@ -173,7 +173,7 @@ def split(x: Any, indices_or_sections: Any, /, *, axis: int = 0) -> list[Any]:
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     from .indexing import getitem
 
-    return tuple(getitem(x, key=(slice(None),) * (axis % x.ndim) + (i,))
+    return tuple(getitem(x, key=(slice(None),) * (axis % x.ndim) + (i, Ellipsis))
                  for i in range(x.shape[axis]))
 
 

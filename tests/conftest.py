@@ -1,0 +1,51 @@
+"""One ``backend`` fixture: every test that takes it runs on numpy, array_api_strict and
+cupy; unavailable ones skip with the reason. GRADX_TEST_BACKENDS narrows the list."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import gradx as gx
+
+ALL_BACKENDS = ("numpy", "array_api_strict", "cupy")
+
+
+def _selected() -> tuple[str, ...]:
+    chosen = os.environ.get("GRADX_TEST_BACKENDS")
+    if not chosen:
+        return ALL_BACKENDS
+    return tuple(b.strip() for b in chosen.split(",") if b.strip())
+
+
+def _skip_reason(name: str) -> str | None:
+    try:
+        backend = gx._backend._instance(name)
+        return backend.unavailable_reason()
+    except Exception as exc:  # not installed
+        return f"{name} is not installed ({exc})"
+
+
+def backend_params() -> list:
+    params = []
+    for name in _selected():
+        reason = _skip_reason(name)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@pytest.fixture(params=backend_params())
+def backend(request) -> str:
+    """The backend name; new tensors inside the test are created there."""
+    with gx.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    """Each test starts from the same seed and the float32 default."""
+    gx.random.seed(0)
+    yield
+    gx.set_default_dtype("float32")
