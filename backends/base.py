@@ -99,6 +99,11 @@ class Backend:
     def copy(self, x: Any) -> Any:
         return self.xp.asarray(x, copy=True)
 
+    def owned(self, x: Any) -> Any:
+        """``x`` if it is safe to store as a leaf's gradient and update in place, else a copy
+        (broadcast views are read-only or alias one element many times)."""
+        return x
+
     # -- what the standard lacks -----------------------------------------------------
     def scatter_add(self, target: Any, key: Any, values: Any) -> Any:
         """``target`` with ``values`` added at ``key``; repeated indices accumulate."""

@@ -32,6 +32,11 @@ class NumpyBackend(Backend):
     def copy(self, x: Any) -> Any:
         return np.array(x)
 
+    def owned(self, x: Any) -> Any:
+        if type(x) is not np.ndarray or not x.flags.writeable:
+            return np.array(x)
+        return x
+
     def scatter_add(self, target: Any, key: Any, values: Any) -> Any:
         out = np.array(target)
         if _is_basic(key):

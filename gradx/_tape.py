@@ -44,7 +44,7 @@ class Meta:
 
 class Node:
     __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
-                 "site", "backend")
+                 "site", "backend", "__weakref__")
 
     def __init__(self, prim: Any, args: tuple | None, kwargs: dict, ans: Any,
                  parents: tuple, shape: tuple, dtype: Any, versions: tuple, backend: Any) -> None:
@@ -322,8 +322,7 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
             if not create_graph:
                 g = g.data
         if not isinstance(g, Tensor):
-            if id(g) in seen:
-                g = leaf._backend.copy(g)
+            g = leaf._backend.copy(g) if id(g) in seen else leaf._backend.owned(g)
             seen.add(id(g))
         old = leaf.grad
         if old is None:
