@@ -116,7 +116,7 @@ def primitives() -> dict[str, Primitive]:
 def _op_error(prim: Primitive, args: tuple, kwargs: dict, exc: Exception) -> GradxError:
     shown = ", ".join(describe(a) for a in args)
     extra = f", {kwargs}" if kwargs else ""
-    cls = exc.__class__ if isinstance(exc, ValueError | TypeError | IndexError) else None
+    cls = next((c for c in (ValueError, TypeError, IndexError) if isinstance(exc, c)), None)
     msg = f"{prim.name}({shown}{extra}) failed: {type(exc).__name__}: {exc}"
     if cls is not None:
         # keep the builtin category catchable (ValueError etc.) while being a gradx error

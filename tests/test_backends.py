@@ -1,0 +1,172 @@
+"""Backend selection, scoping, entry points, transfers and the errors the contract names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import gradx as gx
+from gradx.backends.array_api_backend import ArrayAPIBackend
+
+
+def test_available_backends_lists_the_cpu_ones():
+    names = gx.available_backends()
+    assert "numpy" in names and "array_api_strict" in names
+
+
+def test_set_and_get_backend_round_trip():
+    old = gx.get_backend()
+    try:
+        b = gx.set_backend("array_api_strict")
+        assert gx.get_backend() is b and b.name == "array_api_strict"
+        assert gx.tensor([1.0]).backend.name == "array_api_strict"
+    finally:
+        gx.set_backend(old)
+
+
+def test_use_backend_is_scoped_and_thread_local():
+    seen = {}
+    with gx.use_backend("array_api_strict"):
+        t = threading.Thread(target=lambda: seen.update(thread=gx.get_backend().name))
+        t.start()
+        t.join()
+        seen["inside"] = gx.get_backend().name
+    seen["after"] = gx.get_backend().name
+    assert seen == {"thread": "numpy", "inside": "array_api_strict", "after": "numpy"}
+
+
+def test_namespace_module_is_accepted():
+    import array_api_strict
+
+    with gx.use_backend(array_api_strict) as b:
+        assert b.name == "array_api_strict"
+        x = gx.ones((2,))
+    assert type(x.data).__module__.startswith("array_api_strict")
+
+
+def test_generic_backend_wraps_any_standard_namespace():
+    import array_api_strict
+
+    b = ArrayAPIBackend(array_api_strict, "custom")
+    x = gx.tensor([1.0, 2.0], backend=b, requires_grad=True)
+    (x * x).sum().backward()
+    gx.testing.assert_allclose(x.grad, [2.0, 4.0])
+
+
+def test_cupy_unavailable_error_names_what_is_missing():
+    if "cupy" in gx.available_backends():
+        pytest.skip("CuPy and a CUDA device are present")
+    with pytest.raises(gx.BackendUnavailableError) as info:
+        gx.set_backend("cupy")
+    msg = str(info.value)
+    assert "gradx[cuda12]" in msg or "no CUDA device" in msg
+    assert ("not installed" in msg) or ("CUDA device" in msg)
+
+
+def test_unknown_backend_lists_known_ones():
+    with pytest.raises(gx.BackendUnavailableError, match="numpy"):
+        gx.set_backend("tpu-please")
+
+
+def test_mixing_backends_in_one_op_raises():
+    a = gx.tensor([1.0], backend="numpy")
+    b = gx.tensor([1.0], backend="array_api_strict")
+    with pytest.raises(gx.BackendMismatchError, match=r"numpy.*array_api_strict.*\.to\("):
+        a + b
+
+
+def test_raw_array_of_another_backend_raises():
+    import array_api_strict
+
+    a = gx.tensor([1.0], backend="numpy")
+    with pytest.raises(gx.BackendMismatchError):
+        gx.multiply(a, array_api_strict.asarray([1.0], dtype=array_api_strict.float32))
+
+
+def test_to_is_differentiable_across_backends():
+    x = gx.tensor([1.0, 2.0], backend="numpy", requires_grad=True)
+    y = x.to("array_api_strict")
+    assert y.backend.name == "array_api_strict"
+    (y * y).sum().backward()
+    assert x.grad.backend.name == "numpy"
+    gx.testing.assert_allclose(x.grad, [2.0, 4.0])
+
+
+def test_ops_run_where_inputs_live():
+    x = gx.tensor([1.0], backend="array_api_strict")
+    with gx.use_backend("numpy"):
+        assert (x * 2).backend.name == "array_api_strict"
+
+
+def test_tensor_creation_dtypes():
+    assert gx.tensor([1.0]).dtype == np.float32
+    assert gx.tensor(np.array([1.0])).dtype == np.float64  # NumPy float64 keeps float64
+    assert gx.tensor([1, 2]).dtype == np.int64
+    with gx.default_dtype("float64"):
+        assert gx.tensor([1.0]).dtype == np.float64
+        assert gx.zeros((2,)).dtype == np.float64
+    assert gx.tensor([1.0]).dtype == np.float32
+
+
+def test_numpy_item_dlpack_and_namespace(backend):
+    x = gx.tensor([[1.0, 2.0]])
+    assert isinstance(x.numpy(), np.ndarray)
+    assert x.sum().item() == 3.0
+    assert x.__array_namespace__() is gx
+    assert np.from_dlpack(x).tolist() == [[1.0, 2.0]]
+
+
+def test_entry_point_backend_registration():
+    calls = []
+
+    def factory():
+        import array_api_strict
+
+        calls.append(1)
+        return ArrayAPIBackend(array_api_strict, "plugin")
+
+    gx.register_backend("plugin", factory)
+    with gx.use_backend("plugin") as b:
+        assert b.name == "plugin" and calls == [1]
+
+
+def test_entry_points_are_declared_in_metadata():
+    from importlib import metadata
+
+    names = {ep.name for ep in metadata.entry_points(group="gradx.backends")}
+    assert {"numpy", "cupy", "array_api_strict"} <= names
+
+
+def test_env_var_chooses_default_backend():
+    code = "import gradx as gx; print(gx.get_backend().name)"
+    env = dict(os.environ, GRADX_BACKEND="array_api_strict")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "array_api_strict"
+
+
+def test_core_never_imports_cupy_or_computes_with_numpy():
+    root = os.path.join(os.path.dirname(gx.__file__))
+    offenders = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".py") and f not in ("testing.py", "compare.py", "io.py"):
+                text = open(os.path.join(dirpath, f)).read()
+                if "import cupy" in text or "import numpy" in text:
+                    offenders.append(f)
+    assert offenders == []
+
+
+def test_backends_subpackage_is_gradx_backends():
+    import gradx.backends
+
+    assert gradx.backends.__name__ == "gradx.backends"
+    code = "import backends"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(gx.__file__)) + "/tests")
+    assert out.returncode != 0  # no top-level package named `backends` is installed
