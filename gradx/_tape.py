@@ -296,14 +296,19 @@ def _check_finite(gi: Any, node: Node, argnum: int) -> None:
 def _wrap_saved(node: Node, tensor_cls: Any) -> tuple[tuple, Any]:
     """Saved raw values as Tensors linked to their producers, so rules record (create_graph)."""
     args = list(node.args)
-    for argnum, parent in node.parents:
-        a = args[argnum]
-        if isinstance(a, Meta):
+    parents = dict(node.parents)
+    for argnum, a in enumerate(args):
+        if isinstance(a, Meta) or not hasattr(a, "dtype"):
             continue
+        parent = parents.get(argnum)
         if type(parent) is Node:
             args[argnum] = tensor_cls._make(a, node.backend, parent, True, [0])
-        else:
+        elif parent is not None:
             args[argnum] = parent
+        elif node.backend.is_float(a.dtype):
+            # a constant float input as a Tensor too: a rule such as ``x @ g`` must not put a
+            # raw array left of a Tensor (strict namespaces raise instead of deferring)
+            args[argnum] = tensor_cls._make(a, node.backend, None, False, [0])
     ans = node.ans
     if ans is not None:
         ans = tensor_cls._make(ans, node.backend, node, True, [0])
