@@ -416,7 +416,7 @@ def _basis(t: Any) -> list[Any]:
     for s in data.shape:
         n *= s
     eye = xp.eye(n, dtype=data.dtype)
-    return [xp.reshape(eye[k], tuple(data.shape)) for k in range(n)]
+    return [xp.reshape(eye[k, ...], tuple(data.shape)) for k in range(n)]  # standard: full key
 
 
 def hessian(f: Callable, argnums: int = 0) -> Callable:
