@@ -131,30 +131,58 @@ def _mixed_error(cls: type) -> type:
 
 
 def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
-    """Run ``prim`` on Tensors: unwrap, check backends, compute, maybe record a node."""
+    """Run ``prim`` on Tensors: unwrap, check backends, compute, maybe record a node.
+
+    The one- and two-argument cases are spelled out: they are nearly every call."""
     grad_on = _grad_enabled.get()
-    backend = None
-    raw = list(args)
     parents = None
-    others = None
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor):
-            b = a._backend
-            if backend is None:
-                backend = b
-            elif b is not backend:
-                _mismatch(prim, args)
-            raw[i] = a.data
-            if grad_on and a.requires_grad:
-                entry = (i, a._node if a._node is not None else a)
-                if parents is None:
-                    parents = [entry]
-                else:
-                    parents.append(entry)
-        elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
-            others = [a] if others is None else others + [a]
-    if others is not None and any(backend_of(a) is not backend for a in others):
-        _mismatch(prim, args)
+    n = len(args)
+    if n == 1:
+        a = args[0]
+        backend = a._backend
+        raw = (a.data,)
+        if grad_on and a.requires_grad:
+            parents = ((0, a._node if a._node is not None else a),)
+    elif n == 2 and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):
+        a, b = args
+        backend = a._backend
+        if b._backend is not backend:
+            _mismatch(prim, args)
+        raw = (a.data, b.data)
+        if grad_on:
+            if a.requires_grad:
+                pa = (0, a._node if a._node is not None else a)
+                parents = (pa, (1, b._node if b._node is not None else b)) \
+                    if b.requires_grad else (pa,)
+            elif b.requires_grad:
+                parents = ((1, b._node if b._node is not None else b),)
+    elif n == 2 and type(args[1]) in _SCALARS and isinstance(args[0], Tensor):
+        a = args[0]
+        backend = a._backend
+        raw = (a.data, args[1])
+        if grad_on and a.requires_grad:
+            parents = ((0, a._node if a._node is not None else a),)
+    else:
+        backend = None
+        raw_list = list(args)
+        plist = None
+        others = None
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                if backend is None:
+                    backend = a._backend
+                elif a._backend is not backend:
+                    _mismatch(prim, args)
+                raw_list[i] = a.data
+                if grad_on and a.requires_grad:
+                    entry = (i, a._node if a._node is not None else a)
+                    plist = [entry] if plist is None else plist + [entry]
+            elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
+                others = [a] if others is None else others + [a]
+        if others is not None and any(backend_of(a) is not backend for a in others):
+            _mismatch(prim, args)
+        raw = tuple(raw_list)
+        parents = None if plist is None else tuple(plist)
     try:
         ans = prim.fun(*raw, **kwargs)
     except GradxError:
@@ -165,26 +193,24 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
         backend = backend_of(ans)
     version = args[0]._version if prim.view and isinstance(args[0], Tensor) else [0]
     if parents is None or not backend.is_float(ans.dtype):
-        return Tensor._make(ans, backend, None, False, version)
+        return _make(ans, backend, None, False, version)
     saves = prim.saves_args
+    versions = ()
     if saves is True:
-        saved = tuple(raw)
-        versions = tuple((a._version, a._version[0], i) for i, a in enumerate(args)
-                         if isinstance(a, Tensor))
+        saved = raw
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                versions += ((a._version, a._version[0], i),)
+    elif saves is False:
+        saved = _NONES[len(raw)] if len(raw) < 16 else (None,) * len(raw)
     else:
-        versions = ()
-        if saves is False:
-            saved = _NONES[len(raw)] if len(raw) < 16 else (None,) * len(raw)
-        else:
-            saved = tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
+        saved = tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
     if prim.saves_ans:
-        versions = versions + ((version, version[0], -1),)
-        node = Node(prim, saved, kwargs, ans, tuple(parents), ans.shape, ans.dtype, versions,
-                    backend)
+        versions += ((version, version[0], -1),)
+        node = Node(prim, saved, kwargs, ans, parents, ans.shape, ans.dtype, versions, backend)
     else:
-        node = Node(prim, saved, kwargs, None, tuple(parents), ans.shape, ans.dtype, versions,
-                    backend)
-    return Tensor._make(ans, backend, node, True, version)
+        node = Node(prim, saved, kwargs, None, parents, ans.shape, ans.dtype, versions, backend)
+    return _make(ans, backend, node, True, version)
 
 
 def _mismatch(prim: Primitive, args: tuple) -> None:
@@ -204,3 +230,5 @@ def _mismatch(prim: Primitive, args: tuple) -> None:
 
 from ._backend import backend_of  # noqa: E402
 from ._tensor import Tensor  # noqa: E402
+
+_make = Tensor._make

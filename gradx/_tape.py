@@ -129,20 +129,23 @@ def toposort(roots: list[Node]) -> list[Node]:
     no recursion; parents visited in argument order so the order is deterministic)."""
     consumers: dict[Node, int] = {}
     stack = list(roots)
-    seen = set(roots)
+    get = consumers.get
     while stack:
         node = stack.pop()
         for _, p in node.parents:
             if type(p) is Node:
-                consumers[p] = consumers.get(p, 0) + 1
-                if p not in seen:
-                    seen.add(p)
+                c = get(p)
+                if c is None:
+                    consumers[p] = 1
                     stack.append(p)
+                else:
+                    consumers[p] = c + 1
     ready = [r for r in dict.fromkeys(roots) if r not in consumers]
     order = []
+    append = order.append
     while ready:
         node = ready.pop()
-        order.append(node)
+        append(node)
         for _, p in node.parents:
             if type(p) is Node:
                 left = consumers[p] - 1
@@ -226,13 +229,14 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
         prim = node.prim
         if create_graph:
             args, ans = _wrap_saved(node, Tensor)
+        vjps = prim.vjps
         for argnum, parent in node.parents:
             if keep is not None and parent not in keep:
                 continue
-            rule = prim.vjps.get(argnum)
+            rule = vjps.get(argnum)
             try:
                 if rule is not None:
-                    gi = rule(g, ans, *args, **kwargs)
+                    gi = rule(g, ans, *args, **kwargs) if kwargs else rule(g, ans, *args)
                 elif prim.vjp_argnum is not None:
                     gi = prim.vjp_argnum(argnum, g, ans, *args, **kwargs)
                 else:
@@ -247,7 +251,8 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
                     f"the VJP rule of '{prim.name}' failed for argument {argnum} with gradient "
                     f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
                 ) from exc
-            gi = _fit(gi, parent, prim, argnum)
+            if gi.shape != parent.shape or gi.dtype != parent.dtype:
+                gi = _fit(gi, parent, prim, argnum)
             if anomaly:
                 _check_finite(gi, node, argnum)
             prev = grads.get(parent)
@@ -319,6 +324,7 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
     """Add each leaf's gradient into ``.grad``; never share one array between two leaves."""
     from ._tensor import Tensor
 
+    _make = Tensor._make
     seen: set[int] = set()
     for leaf, g in grads.items():
         if type(leaf) is Node:
@@ -331,8 +337,8 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
             seen.add(id(g))
         old = leaf.grad
         if old is None:
-            leaf.grad = g if isinstance(g, Tensor) else Tensor._make(g, leaf._backend, None,
-                                                                     False, [0])
+            leaf.grad = g if isinstance(g, Tensor) else _make(g, leaf._backend, None, False,
+                                                              [0])
         elif isinstance(g, Tensor) or old.requires_grad:
             leaf.grad = old + g
         else:

@@ -46,7 +46,7 @@ class Tensor:
     # -- properties ------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return self.data.shape
 
     @property
     def dtype(self) -> Any:
@@ -210,43 +210,43 @@ class Tensor:
 
     # -- operators -------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
-        return add(self, other)
+        return _apply(add, (self, other), _NO_KWARGS)
 
     def __radd__(self, other: Any) -> Tensor:
-        return add(other, self)
+        return _apply(add, (other, self), _NO_KWARGS)
 
     def __sub__(self, other: Any) -> Tensor:
-        return subtract(self, other)
+        return _apply(subtract, (self, other), _NO_KWARGS)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return subtract(other, self)
+        return _apply(subtract, (other, self), _NO_KWARGS)
 
     def __mul__(self, other: Any) -> Tensor:
-        return multiply(self, other)
+        return _apply(multiply, (self, other), _NO_KWARGS)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return multiply(other, self)
+        return _apply(multiply, (other, self), _NO_KWARGS)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return divide(self, other)
+        return _apply(divide, (self, other), _NO_KWARGS)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return divide(other, self)
+        return _apply(divide, (other, self), _NO_KWARGS)
 
     def __pow__(self, other: Any) -> Tensor:
-        return pow(self, other)
+        return _apply(pow, (self, other), _NO_KWARGS)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return pow(other, self)
+        return _apply(pow, (other, self), _NO_KWARGS)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return matmul(self, other)
+        return _apply(matmul, (self, other), _NO_KWARGS)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return matmul(other, self)
+        return _apply(matmul, (other, self), _NO_KWARGS)
 
     def __neg__(self) -> Tensor:
-        return negative(self)
+        return _apply(negative, (self,), _NO_KWARGS)
 
     def __pos__(self) -> Tensor:
         return self
@@ -335,6 +335,7 @@ class Tensor:
 
 
 _new = object.__new__
+_NO_KWARGS: dict = {}
 
 
 def _needs_record(t: Tensor, other: Any) -> bool:
@@ -383,6 +384,7 @@ from .ops.elementwise import (  # noqa: E402
     pow,
     subtract,
 )
+from ._primitive import _apply  # noqa: E402
 from .ops.indexing import getitem, index_update  # noqa: E402
 from .ops.linalg import matmul, matrix_transpose  # noqa: E402
 from .ops.shape import permute_dims, to_backend  # noqa: E402
