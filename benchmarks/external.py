@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def _norms_mismatch(got: list[float], want: list[float] | None) -> str | None:
     return None
 
 
-def digits_rows(repeats: int, threads: int, epochs: int = 3,
+def digits_rows(repeats: int, threads: int, epochs: int = 20,
                 log: Any = print) -> list[dict[str, Any]]:
     """Seconds per epoch of examples/train_digits.py on gradx's numpy backend.
 
@@ -86,15 +87,17 @@ def digits_rows(repeats: int, threads: int, epochs: int = 3,
     if not DIGITS.exists():
         return [row("train_digits", "gradx", "cpu", "skipped",
                     "examples/train_digits.py does not exist yet")]
+    quiet = ["--no-progress"] if "--no-progress" in DIGITS.read_text() else []
     samples = []
     for _ in range(repeats):
         times = []
         for n in (1, 1 + epochs):
             cmd = [sys.executable, str(DIGITS), "--backend", "numpy", "--epochs", str(n),
-                   "--seed", "0"]
+                   "--seed", "0", *quiet]
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=ROOT, env=child_env(threads), capture_output=True,
-                                  text=True)
+            with tempfile.TemporaryDirectory() as tmp:  # its checkpoint lands there
+                proc = subprocess.run(cmd, cwd=tmp, env=child_env(threads),
+                                      capture_output=True, text=True)
             times.append(time.perf_counter() - t0)
             if proc.returncode:
                 tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]

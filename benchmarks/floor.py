@@ -73,11 +73,15 @@ def stack_grads(xp: Any, x: Any, y: Any, params: list, act: str) -> list:
         h = xp.tanh(z) if act == "tanh" else xp.maximum(z, 0.0)
         hs.append(h)
     g = (h - y) * (2.0 / h.size)
+    del h
     grads: list = [None] * len(params)
     for i in range(len(params) - 2, -1, -2):
-        h_out = hs[i // 2 + 1]
+        # Pop each activation once used, as a tape frees saved values, so peak memory is
+        # the least a backward pass needs.
+        h_out = hs.pop()
         g = g * (1.0 - h_out * h_out) if act == "tanh" else g * (h_out > 0)
-        grads[i] = hs[i // 2].T @ g
+        del h_out
+        grads[i] = hs[-1].T @ g
         grads[i + 1] = g.sum(axis=0)
         if i:
             g = g @ params[i].T

@@ -39,6 +39,20 @@ def _reset_peak() -> bool:
     return _status_mib("VmHWM") is not None
 
 
+def _mmap_large_blocks() -> None:
+    """Serve blocks over 128 KiB from mmap and return them on free (glibc; else a no-op).
+
+    Otherwise glibc keeps the warm-up step's freed arrays in its heap, they count in the
+    baseline, and the measured step reuses them unseen. Same effect as the parent's
+    MALLOC_MMAP_THRESHOLD_, for a worker started by hand."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
@@ -86,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
+    _mmap_large_blocks()
     if args.threads is not None and "numpy" not in sys.modules:
         from benchmarks._threads import pin_threads
 

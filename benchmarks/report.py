@@ -81,7 +81,8 @@ def _notes(r: dict[str, Any]) -> str:
     if "baseline_mib" in e:
         parts.append(f"baseline {e['baseline_mib']:.0f} MiB")
     if "epochs" in e:
-        parts.append(f"({e['epochs'][1]} - {e['epochs'][0]} epochs) runs, {len(r['samples'])}x")
+        parts.append(f"{e['epochs'][1]}-epoch minus {e['epochs'][0]}-epoch run, "
+                     f"{len(r['samples'])} samples")
     return ", ".join(parts)
 
 

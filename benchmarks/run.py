@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per cell (default 2)")
     p.add_argument("--small", action="store_true",
                    help="the reduced sizes the tests use, for a quick smoke run")
-    p.add_argument("--digits-epochs", type=int, default=3,
-                   help="extra epochs whose difference times train_digits (default 3)")
+    p.add_argument("--digits-epochs", type=int, default=20,
+                   help="extra epochs whose difference times train_digits (default 20)")
     args = p.parse_args(argv)
     bad = [w for w in args.workloads if w not in WORKLOADS]
     if bad:

@@ -3,6 +3,7 @@ its floor, and the command line runs end to end. Nothing here asserts on a timin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -163,3 +164,13 @@ def test_memory_worker_reports_growth_and_grad_norms(framework: str) -> None:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "error" not in out, out
     assert out["peak_growth_mib"] >= 0 and len(out["grad_norms"]) == 4
+
+
+def test_device_cupy_skips_cleanly_without_cupy() -> None:
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed; the skip path cannot be exercised here")
+    cmd = [sys.executable, "-m", "benchmarks.run", "--device", "cupy", "--repeats", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping --device cupy: CuPy not installed" in proc.stdout
