@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from ._tape import Meta, Node, _grad_enabled
@@ -18,6 +19,9 @@ from .errors import BackendMismatchError, GradxError, OpError, describe
 _REGISTRY: dict[str, Primitive] = {}
 _SCALARS = (bool, int, float, complex, type(None))
 _NONES = [(None,) * n for n in range(16)]
+# Optional per-op recorder ``rec(prim, args, kwargs, ans)`` called after every
+# primitive on Tensors; gx.testing.compare_backends(per_op=True) sets it.
+_recorder: ContextVar[Callable | None] = ContextVar("gradx_op_recorder", default=None)
 
 
 class Primitive:
@@ -189,6 +193,9 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
         raise
     except Exception as exc:
         raise _op_error(prim, args, kwargs, exc) from exc
+    rec = _recorder.get()
+    if rec is not None:
+        rec(prim, args, kwargs, ans)
     if prim.changes_backend:
         backend = backend_of(ans)
     version = args[0]._version if prim.view and isinstance(args[0], Tensor) else [0]
