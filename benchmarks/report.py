@@ -127,6 +127,22 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def thread_pools() -> dict[str, Any]:
+    """Threads each loaded library will actually use, to show the pinning took effect."""
+    out: dict[str, Any] = {}
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            name = f"{pool['internal_api']}:{os.path.basename(pool['filepath'])}"
+            out[name] = pool["num_threads"]
+    except ImportError:
+        out["blas"] = "threadpoolctl not installed"
+    if "torch" in sys.modules:
+        out["torch.get_num_threads"] = sys.modules["torch"].get_num_threads()
+    return out
+
+
 def meta(args: Any) -> dict[str, Any]:
     """What a reader needs to reproduce or compare the run."""
     return {
@@ -144,6 +160,7 @@ def meta(args: Any) -> dict[str, Any]:
         "thread_env": {k: os.environ.get(k) for k in
                        ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                         "XLA_FLAGS")},
+        "thread_pools": thread_pools(),
     }
 
 
