@@ -15,13 +15,15 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _available(frameworks: list[str], check: Any, threads: int) -> list[str]:
-    """Frameworks that import here; prints the reason for each one skipped."""
+def _available(frameworks: list[str], check: Any, threads: int,
+               skipped: dict[str, str]) -> list[str]:
+    """Frameworks that import here; prints (and records) the reason for each one skipped."""
     ok = []
     for fw in frameworks:
         why = check(fw)
         if why:
             print(f"skipping {fw}: {why}")
+            skipped[fw] = why
         else:
             ok.append(fw)
             if fw == "torch":
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
     if args.device == "cupy":
         from benchmarks import gpu
 
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipping --device cupy: {why}")
             return 0
         requested = args.frameworks or list(gpu.FRAMEWORKS)
-        frameworks = _available(requested, gpu.framework_unavailable, args.threads)
+        frameworks = _available(requested, gpu.framework_unavailable, args.threads,
+                                skipped)
         floor, build, sizes, device = gpu.FLOOR, gpu.build_cell, D.GPU, "cuda"
         cpu_only = [w for w in args.workloads if w not in gpu.WORKLOADS]
         for w in cpu_only:
@@ -55,11 +59,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.cells import FRAMEWORKS, build_cell, unavailable
 
         requested = args.frameworks or list(FRAMEWORKS)
-        frameworks = _available(requested, unavailable, args.threads)
+        frameworks = _available(requested, unavailable, args.threads, skipped)
         floor, build, device = "numpy", build_cell, "cpu"
         sizes = D.SMALL if args.small else D.FULL
         workloads = list(args.workloads)
-    skipped = [fw for fw in requested if fw not in frameworks]
     for workload in workloads:
         _log(f"{workload} ...")
         if workload == "memory":
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows += timed_rows(workload, frameworks, floor, build, sizes[workload],
                                args.repeats, args.warmup, args.min_time, device, log=_log)
-        rows += [row(workload, fw, device, "skipped", "not installed") for fw in skipped]
+        rows += [row(workload, fw, device, "skipped", why) for fw, why in skipped.items()]
     print()
     print(f"gradx benchmarks: device {device}, {args.threads} thread(s), "
           f"{args.repeats} repeats, median of per-call times; IQR = interquartile range")
