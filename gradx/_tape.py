@@ -128,6 +128,10 @@ def toposort(roots: list[Node]) -> list[Node]:
     """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm,
     no recursion; parents visited in argument order so the order is deterministic)."""
     consumers: dict[Node, int] = {}
+    # each node's parents are counted once: roots deduplicated, and a root that is also
+    # another root's ancestor is not pushed again when reached as a parent
+    roots = list(dict.fromkeys(roots))
+    is_root = set(roots)
     stack = list(roots)
     get = consumers.get
     while stack:
@@ -137,10 +141,11 @@ def toposort(roots: list[Node]) -> list[Node]:
                 c = get(p)
                 if c is None:
                     consumers[p] = 1
-                    stack.append(p)
+                    if p not in is_root:
+                        stack.append(p)
                 else:
                     consumers[p] = c + 1
-    ready = [r for r in dict.fromkeys(roots) if r not in consumers]
+    ready = [r for r in roots if r not in consumers]
     order = []
     append = order.append
     while ready:
