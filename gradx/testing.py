@@ -118,3 +118,5 @@ def _assert_like(g: Any, x: Tensor, what: str) -> None:
 
 
 __all__ = ["assert_allclose", "check_grads", "GradxError"]
+
+from .compare import ComparisonReport, compare_backends  # noqa: E402, F401

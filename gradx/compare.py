@@ -1,0 +1,482 @@
+"""Run one function on several backends from the same host inputs and report where they differ.
+
+``compare_backends`` answers "does my computation give the same numbers on the GPU as on the
+CPU?" for the outputs and the gradients, and with ``per_op=True`` names the first primitive
+whose result differs, with the line of user code that called it.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+import gradx.backends as _backends
+
+from ._backend import backend_of, resolve, use_backend
+from ._primitive import _recorder
+from ._tensor import Tensor
+from .errors import BackendUnavailableError
+
+# Default (rtol, atol) per dtype: |a - b| <= atol * max(1, max|ref|) + rtol * |ref|, elementwise.
+# rtol is about 100 ulps, enough for a different summation order or a 1-2 ulp difference in a
+# transcendental propagated through a few layers; atol grows with the array's largest magnitude
+# so values that cancel to near zero are judged against the scale they were computed at.
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "float16": (1e-2, 1e-3),
+    "bfloat16": (5e-2, 1e-2),
+    "float32": (1e-5, 1e-6),
+    "float64": (1e-10, 1e-12),
+}
+_COMPLEX_PART = {"complex64": "float32", "complex128": "float64"}
+# gradx's own files (the package and its backends): frames there are not the user's code
+_GRADX_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (__file__,
+                                                                           _backends.__file__))
+
+
+@dataclass
+class Entry:
+    """One compared array: an output or a gradient on one backend against the reference."""
+
+    kind: str  # "output" or "grad"
+    name: str
+    backend: str
+    reference: str
+    shape: tuple
+    dtype: str
+    ref_shape: tuple
+    ref_dtype: str
+    max_abs: float
+    max_rel: float
+    rtol: float
+    atol: float
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class Divergence:
+    """The first primitive call whose result differs beyond tolerance (``per_op=True``)."""
+
+    backend: str
+    reference: str
+    index: int  # call number, counted from 0 over the forward then the backward pass
+    phase: str  # "forward" or "backward"
+    op: str
+    inputs: list[str]
+    output: str
+    ref_output: str
+    max_abs: float
+    max_rel: float
+    rtol: float
+    atol: float
+    site: str
+    reason: str = "values differ"
+
+    def __str__(self) -> str:
+        where = f"{self.phase} call #{self.index}"
+        return (f"first divergence on {self.backend} vs {self.reference}: primitive "
+                f"'{self.op}' ({where}) at {self.site}\n"
+                f"  inputs: {', '.join(self.inputs) or '-'}\n"
+                f"  output: {self.output} ({self.reference}: {self.ref_output})\n"
+                f"  {self.reason}: max abs {_num(self.max_abs)}, max rel {_num(self.max_rel)} "
+                f"(rtol {_num(self.rtol)}, atol {_num(self.atol)})")
+
+
+@dataclass
+class ComparisonReport:
+    """What ``compare_backends`` found; ``print`` it, or display it in a notebook."""
+
+    reference: str
+    backends: list[str]
+    entries: list[Entry] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    divergences: list[Divergence] = field(default_factory=list)
+    ops_recorded: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every output and gradient is within tolerance and no primitive diverged."""
+        return all(e.ok for e in self.entries) and not self.divergences
+
+    @property
+    def divergence(self) -> Divergence | None:
+        """The first divergent primitive found (on the first backend that had one)."""
+        return self.divergences[0] if self.divergences else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reference": self.reference, "backends": list(self.backends),
+                "skipped": dict(self.skipped), "entries": [asdict(e) for e in self.entries],
+                "divergences": [asdict(d) for d in self.divergences],
+                "ops_recorded": self.ops_recorded}
+
+    def _summary(self) -> str:
+        others = self.backends[1:]
+        if not others:
+            head = f"compare_backends: only {self.reference} ran, nothing was compared"
+        else:
+            bad = sum(not e.ok for e in self.entries)
+            verdict = (f"all {len(self.entries)} within tolerance" if bad == 0
+                       else f"{bad} of {len(self.entries)} NOT within tolerance")
+            head = (f"compare_backends: {', '.join(others)} vs {self.reference} (reference): "
+                    f"{verdict}")
+        if self.ops_recorded is not None:
+            head += f"; {self.ops_recorded} primitive calls compared"
+        return head
+
+    def _rows(self) -> list[list[str]]:
+        return [[e.kind, e.name, e.backend, _shape(e.shape, e.ref_shape),
+                 e.dtype if e.dtype == e.ref_dtype else f"{e.dtype} (ref {e.ref_dtype})",
+                 _num(e.max_abs), _num(e.max_rel), _num(e.rtol), _num(e.atol),
+                 "ok" if e.ok else "FAIL"] for e in self.entries]
+
+    def _footer(self) -> list[str]:
+        lines = [f"skipped {name}: {why}" for name, why in self.skipped.items()]
+        lines += [f"{e.name} on {e.backend}: {e.note}" for e in self.entries if e.note]
+        if self.ops_recorded is not None and not self.divergences:
+            lines.append("per-op: no primitive diverged beyond tolerance")
+        lines += [str(d) for d in self.divergences]
+        return lines
+
+    def __str__(self) -> str:
+        rows = [list(_HEADER)] + self._rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
+        rows.insert(1, ["-" * w for w in widths])
+        lines = [self._summary()]
+        for r in rows:
+            cells = [c.rjust(w) if i in _RIGHT else c.ljust(w)
+                     for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+            lines.append("  ".join(cells))
+        return "\n".join(lines + self._footer())
+
+    def __repr__(self) -> str:
+        return f"<ComparisonReport {self._summary()!r}>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in _HEADER)
+        body = []
+        for r in self._rows():
+            style = "" if r[-1] == "ok" else ' style="color:#b00020;font-weight:bold"'
+            cells = "".join(f"<td style=\"text-align:{'right' if i in _RIGHT else 'left'}\">"
+                            f"{esc(c)}</td>" for i, c in enumerate(r))
+            body.append(f"<tr{style}>{cells}</tr>")
+        foot = "".join(f"<pre>{esc(line)}</pre>" for line in self._footer())
+        return (f"<div><p><b>{esc(self._summary())}</b></p><table><thead><tr>{head}</tr>"
+                f"</thead><tbody>{''.join(body)}</tbody></table>{foot}</div>")
+
+
+_HEADER = ("kind", "name", "backend", "shape", "dtype", "max abs", "max rel", "rtol", "atol",
+           "ok")
+_RIGHT = {5, 6, 7, 8, 9}
+
+
+def compare_backends(f: Callable, *args: Any, backends: Sequence[Any] = ("numpy", "cupy"),
+                     grads: bool = True, per_op: bool = False, rtol: float | None = None,
+                     atol: float | None = None,
+                     skip_unavailable: bool = False) -> ComparisonReport:
+    """Run ``f(*args)`` and its gradients on each backend and compare them with the first.
+
+    ``args`` may be NumPy arrays, Tensors or nested tuples, lists and dicts of them; each
+    backend gets a copy made from the same host values. Gradients are taken with respect to
+    every floating-point array, with a ones cotangent (the gradient of ``sum(f)``).
+    ``rtol``/``atol`` override the per-dtype ``TOLERANCES``. An unavailable backend raises
+    ``BackendUnavailableError`` unless ``skip_unavailable``, which lists it in
+    ``report.skipped`` instead. ``per_op=True`` also compares every primitive call (forward,
+    and backward when ``grads``) and names the first one beyond tolerance in
+    ``report.divergence``, with the user's ``file:line`` that called it.
+
+    >>> report = compare_backends(f, x, backends=("numpy", "cupy"))  # doctest: +SKIP
+    >>> assert report.ok, report
+    """
+    resolved, skipped = [], {}
+    for spec in backends:
+        try:
+            resolved.append(resolve(spec))
+        except BackendUnavailableError as exc:
+            if not skip_unavailable:
+                raise
+            skipped[spec if isinstance(spec, str) else repr(spec)] = str(exc)
+    if not resolved:
+        raise BackendUnavailableError(f"none of the backends {list(backends)} is available: "
+                                      f"{'; '.join(skipped.values())}")
+    named = _leaves(args, _arg_names(f, len(args)))
+    host = [_host(v) for _, v in named]
+    diff_at = [i for i, h in enumerate(host) if isinstance(h, np.ndarray) and h.dtype.kind == "f"]
+    report = ComparisonReport(resolved[0].name, [b.name for b in resolved], skipped=skipped)
+    ref_run: dict[str, Any] | None = None
+    for backend in resolved:
+        rec = None
+        if per_op:
+            rec = _Recorder(backend.name, None if ref_run is None else ref_run["rec"], rtol, atol)
+        run = _run(f, args, host, diff_at, backend, grads, rec)
+        if ref_run is None:
+            ref_run = run
+            report.ops_recorded = rec.count if rec is not None else None
+            continue
+        names = [("output", n) for n in run["out_names"]] + [
+            ("grad", f"grad {named[i][0]}") for i in diff_at if grads]
+        for (kind, name), a, r in zip(names, run["values"], ref_run["values"], strict=True):
+            report.entries.append(_entry(kind, name, backend.name, resolved[0].name, a, r,
+                                         rtol, atol))
+        if rec is not None:
+            if rec.divergence is None and rec.count < len(rec.reference.ops):
+                rec.divergence = _structural(rec, rec.count, "(none)", [], "-", "<unknown>")
+            if rec.divergence is not None:
+                report.divergences.append(rec.divergence)
+    return report
+
+
+def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any, grads: bool,
+         rec: _Recorder | None) -> dict[str, Any]:
+    """f's outputs (and gradients) on ``backend``, as host arrays, in a fixed order."""
+    from .transforms import vjp
+
+    leaves = [Tensor(backend.from_numpy(h)) if isinstance(h, np.ndarray) else h for h in host]
+    token = _recorder.set(rec) if rec is not None else None
+    try:
+        with use_backend(backend):
+            if grads and diff_at:
+                def g(*xs: Any) -> Any:
+                    full = list(leaves)
+                    for i, x in zip(diff_at, xs, strict=True):
+                        full[i] = x
+                    return f(*_rebuild(args, iter(full)))
+
+                out, vjp_fn = vjp(g, *[leaves[i] for i in diff_at])
+                cot = _map_outputs(out, lambda o: _ones(o, backend, rec is not None))
+                if rec is not None:
+                    rec.phase = "backward"
+                gs = vjp_fn(cot)
+            else:
+                out, gs = f(*_rebuild(args, iter(leaves))), ()
+    finally:
+        if token is not None:
+            _recorder.reset(token)
+    outs: list[tuple[str, Any]] = []
+    _walk(out, "out", outs)
+    return {"out_names": [n for n, _ in outs], "rec": rec,
+            "values": [_value(o) for _, o in outs] + [_value(x) for x in gs]}
+
+
+def _ones(o: Any, backend: Any, track: bool) -> Any:
+    """A ones cotangent; a Tensor that needs grad under ``per_op``, so the backward pass runs
+    its rules on Tensors and every backward primitive call reaches the recorder too."""
+    if isinstance(o, bool | int | float):
+        return 1.0
+    raw = o.data if isinstance(o, Tensor) else o
+    ones = backend.xp.ones(raw.shape, dtype=raw.dtype)
+    return Tensor(ones).requires_grad_() if track and backend.is_float(raw.dtype) else ones
+
+
+# -- the per-op recorder ------------------------------------------------------------------
+
+class _Recorder:
+    """Called by the dispatcher after each primitive on Tensors. On the reference backend it
+    keeps each output on the host; on the others it compares as it goes and keeps the first
+    call beyond tolerance, so only one backend's outputs are ever held."""
+
+    def __init__(self, backend: str, reference: _Recorder | None, rtol: float | None,
+                 atol: float | None) -> None:
+        self.backend = backend
+        self.reference = reference
+        self.ops: list[tuple[str, str, Any]] = []
+        self.count = 0
+        self.phase = "forward"
+        self.rtol, self.atol = rtol, atol
+        self.divergence: Divergence | None = None
+
+    def __call__(self, prim: Any, args: tuple, kwargs: dict, ans: Any) -> None:
+        i = self.count
+        self.count += 1
+        if self.reference is None:
+            self.ops.append((prim.name, self.phase, _value(ans)))
+            return
+        if self.divergence is not None:
+            return
+        ref_ops = self.reference.ops
+        if i >= len(ref_ops) or ref_ops[i][0] != prim.name:
+            self.divergence = _structural(self, i, prim.name, args, _meta(_value(ans)), _site())
+            return
+        ref = ref_ops[i][2]
+        out = _value(ans)
+        d = _diff(out, ref, self.rtol, self.atol)
+        if not d["ok"]:
+            self.divergence = Divergence(
+                self.backend, self.reference.backend, i, self.phase, prim.name,
+                [_meta(a) for a in args], _meta(out), _meta(ref), d["max_abs"],
+                d["max_rel"], d["rtol"], d["atol"], _site(), d["note"] or "values differ")
+
+
+def _structural(rec: _Recorder, i: int, name: str, args: Any, out: str, site: str) -> Divergence:
+    ref_ops = rec.reference.ops if rec.reference is not None else []
+    ref_name = ref_ops[i][0] if i < len(ref_ops) else "(none)"
+    ref_out = _meta(ref_ops[i][2]) if i < len(ref_ops) else "-"
+    phase = ref_ops[i][1] if i < len(ref_ops) else rec.phase
+    return Divergence(rec.backend, rec.reference.backend if rec.reference else "?", i, phase,
+                      name, [_meta(a) for a in args], out, ref_out, math.nan, math.nan,
+                      math.nan, math.nan, site,
+                      f"call #{i} is '{name}' here but '{ref_name}' on the reference "
+                      "(f calls different primitives per backend)")
+
+
+def _site() -> str:
+    """The first frame outside gradx; in the backward pass, also the op whose rule ran."""
+    frame = sys._getframe(1)
+    vjp_of = None
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_GRADX_DIRS):
+            break
+        if vjp_of is None and frame.f_code.co_name == "_walk" and "node" in frame.f_locals:
+            vjp_of = frame.f_locals["node"].prim.name
+        frame = frame.f_back
+    where = (f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+             if frame is not None else "<unknown>")
+    return f"{where} (in the VJP rule of '{vjp_of}')" if vjp_of else where
+
+
+# -- comparing arrays -------------------------------------------------------------------
+
+def tolerance(dtype: Any, rtol: float | None = None, atol: float | None = None
+              ) -> tuple[float, float]:
+    """``(rtol, atol)`` used for ``dtype``: ``TOLERANCES`` unless given; exact for integers."""
+    name = _COMPLEX_PART.get(str(dtype), str(dtype))
+    base = TOLERANCES.get(name, (0.0, 0.0))
+    return (base[0] if rtol is None else rtol), (base[1] if atol is None else atol)
+
+
+def _diff(a: np.ndarray, ref: np.ndarray, rtol: float | None, atol: float | None
+          ) -> dict[str, Any]:
+    """Max abs and max rel difference of ``a`` against ``ref`` and whether it is within
+    tolerance. The relative difference is taken where ``ref`` is nonzero; NaNs and infinities
+    in the same places count as equal."""
+    looser = max((a.dtype, ref.dtype), key=lambda d: tolerance(d)[0])
+    rt, at = tolerance(looser, rtol, atol)
+    out = {"rtol": rt, "atol": at, "max_abs": math.nan, "max_rel": math.nan, "ok": False,
+           "note": ""}
+    if a.shape != ref.shape:
+        out["note"] = f"shape differs: {a.shape} vs reference {ref.shape}"
+        return out
+    wide = np.complex128 if "c" in (a.dtype.kind, ref.dtype.kind) else np.float64
+    x, y = a.astype(wide), ref.astype(wide)
+    same = (x == y) | (np.isnan(x) & np.isnan(y))
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(same, 0.0, np.abs(x - y))
+        err = np.where(np.isnan(err), np.inf, err)
+        mag = np.abs(np.where(np.isfinite(y), y, 0.0))
+        rel = np.divide(err, mag, out=np.zeros_like(err), where=mag > 0)
+    scale = max(1.0, float(mag.max())) if mag.size else 1.0
+    out["max_abs"] = float(err.max()) if err.size else 0.0
+    out["max_rel"] = float(rel.max()) if rel.size else 0.0
+    out["ok"] = bool(np.all(err <= at * scale + rt * mag))
+    if a.dtype != ref.dtype:
+        out["ok"] = False
+        out["note"] = f"dtype differs: {a.dtype} vs reference {ref.dtype}"
+    return out
+
+
+def _entry(kind: str, name: str, backend: str, reference: str, a: np.ndarray, ref: np.ndarray,
+           rtol: float | None, atol: float | None) -> Entry:
+    d = _diff(a, ref, rtol, atol)
+    return Entry(kind, name, backend, reference, tuple(a.shape), str(a.dtype), tuple(ref.shape),
+                 str(ref.dtype), d["max_abs"], d["max_rel"], d["rtol"], d["atol"], d["ok"],
+                 d["note"])
+
+
+# -- nested arguments and host copies -------------------------------------------------
+
+def _arg_names(f: Callable, n: int) -> list[str]:
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for i in range(n):
+        p = params[i] if i < len(params) else None
+        names.append(p.name if p is not None and p.kind in (p.POSITIONAL_ONLY,
+                     p.POSITIONAL_OR_KEYWORD) else f"args[{i}]")
+    return names
+
+
+def _leaves(args: tuple, names: list[str]) -> list[tuple[str, Any]]:
+    """``(path, leaf)`` pairs of the arguments, depth first."""
+    found: list[tuple[str, Any]] = []
+    for name, v in zip(names, args, strict=True):
+        _walk(v, name, found)
+    return found
+
+
+def _walk(o: Any, path: str, found: list) -> None:
+    if isinstance(o, tuple | list):
+        for i, v in enumerate(o):
+            _walk(v, f"{path}[{i}]", found)
+    elif isinstance(o, dict):
+        for k, v in o.items():
+            _walk(v, f"{path}[{k!r}]", found)
+    else:
+        found.append((path, o))
+
+
+def _rebuild(o: Any, it: Any, top: bool = True) -> Any:
+    """``o`` (the arguments tuple when ``top``) with its leaves replaced from ``it``."""
+    if top:
+        return tuple(_rebuild(v, it, False) for v in o)
+    if isinstance(o, tuple | list):
+        items = [_rebuild(v, it, False) for v in o]
+        return type(o)(*items) if hasattr(o, "_fields") else type(o)(items)
+    if isinstance(o, dict):
+        return {k: _rebuild(v, it, False) for k, v in o.items()}
+    return next(it)
+
+
+def _map_outputs(o: Any, fn: Callable) -> Any:
+    if isinstance(o, tuple | list):
+        items = [_map_outputs(v, fn) for v in o]
+        return type(o)(*items) if hasattr(o, "_fields") else type(o)(items)
+    if isinstance(o, dict):
+        return {k: _map_outputs(v, fn) for k, v in o.items()}
+    return fn(o)
+
+
+def _host(x: Any) -> Any:
+    """A NumPy copy of an array or Tensor of any backend; other leaves unchanged."""
+    if isinstance(x, Tensor):
+        return x.numpy()
+    if isinstance(x, np.ndarray | np.generic):
+        return np.asarray(x)
+    if x is None or isinstance(x, bool | int | float | complex | str | slice):
+        return x
+    return backend_of(x).to_numpy(x)
+
+
+def _value(x: Any) -> np.ndarray:
+    """A result (Tensor, array of any backend or Python number) as a NumPy array."""
+    h = _host(x)
+    return h if isinstance(h, np.ndarray) else np.asarray(h)
+
+
+def _meta(a: Any) -> str:
+    """``(2, 3) float32`` for an array or Tensor of any backend, ``repr`` for the rest."""
+    if not hasattr(a, "shape"):
+        return repr(a)
+    return f"{tuple(a.shape)} {str(a.dtype).rsplit('.', 1)[-1]}"
+
+
+def _num(v: float) -> str:
+    return "0" if v == 0 else ("-" if math.isnan(v) else f"{v:.3g}")
+
+
+def _shape(shape: tuple, ref: tuple) -> str:
+    return str(shape) if shape == ref else f"{shape} (ref {ref})"
+
+
+__all__ = ["ComparisonReport", "Divergence", "Entry", "TOLERANCES", "compare_backends",
+           "tolerance"]
