@@ -291,10 +291,19 @@ class Tensor:
             self._rebind(index_update(self, value, key=key))
             return
         raw = value.data if isinstance(value, Tensor) else value
+        if isinstance(value, Tensor) and value._backend is not self._backend:
+            from ._backend import check_same
+
+            check_same("setitem", self._backend, value._backend)
         data = self.data
         if not hasattr(data, "__setitem__"):  # a NumPy scalar from a 0-d result
             data = self._backend.copy(data)
-        data[key] = raw
+        try:
+            data[key] = raw
+        except (IndexError, TypeError, ValueError):
+            # keys the standard leaves out (implicit trailing axes) go through the backend's
+            # fallback; a key that is wrong everywhere raises a gradx error naming the shapes
+            data = index_update(data, raw, key=key)
         self.data = data
         self._version[0] += 1
 
