@@ -1,9 +1,6 @@
-"""Run one function on several backends from the same host inputs and report where they differ.
-
-``compare_backends`` answers "does my computation give the same numbers on the GPU as on the
-CPU?" for the outputs and the gradients, and with ``per_op=True`` names the first primitive
-whose result differs, with the line of user code that called it.
-"""
+"""Does my computation give the same numbers on the GPU as on the CPU? ``compare_backends``
+answers for the outputs and gradients, and with ``per_op=True`` names the first primitive that
+differs and the line of user code that called it."""
 
 from __future__ import annotations
 
@@ -26,15 +23,13 @@ from ._tensor import Tensor
 from .errors import BackendUnavailableError
 
 # Default (rtol, atol) per dtype: |a - b| <= atol * max(1, max|ref|) + rtol * |ref|, elementwise.
-# rtol is about 100 ulps, enough for a different summation order or a 1-2 ulp difference in a
-# transcendental propagated through a few layers; atol grows with the array's largest magnitude
-# so values that cancel to near zero are judged against the scale they were computed at.
+# float32's rtol is about 100 ulps: room for another summation order or a 1-2 ulp difference in a
+# transcendental carried through a few layers. float64 is five orders tighter yet still far above
+# its ulp (2e-16). atol grows with the array's largest magnitude, so values that cancel to near
+# zero are judged at the scale they were computed at. Integers and bools must match exactly.
 TOLERANCES: dict[str, tuple[float, float]] = {
-    "float16": (1e-2, 1e-3),
-    "bfloat16": (5e-2, 1e-2),
-    "float32": (1e-5, 1e-6),
-    "float64": (1e-10, 1e-12),
-}
+    "float16": (1e-2, 1e-3), "bfloat16": (5e-2, 1e-2), "float32": (1e-5, 1e-6),
+    "float64": (1e-10, 1e-12)}
 _COMPLEX_PART = {"complex64": "float32", "complex128": "float64"}
 # gradx's own files (the package and its backends): frames there are not the user's code
 _GRADX_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (__file__,
@@ -51,14 +46,12 @@ class Entry:
     reference: str
     shape: tuple
     dtype: str
-    ref_shape: tuple
-    ref_dtype: str
     max_abs: float
     max_rel: float
     rtol: float
     atol: float
     ok: bool
-    note: str = ""
+    note: str = ""  # why it failed besides the values: a shape or dtype that differs
 
 
 @dataclass
@@ -81,9 +74,8 @@ class Divergence:
     reason: str = "values differ"
 
     def __str__(self) -> str:
-        where = f"{self.phase} call #{self.index}"
         return (f"first divergence on {self.backend} vs {self.reference}: primitive "
-                f"'{self.op}' ({where}) at {self.site}\n"
+                f"'{self.op}' ({self.phase} call #{self.index}) at {self.site}\n"
                 f"  inputs: {', '.join(self.inputs) or '-'}\n"
                 f"  output: {self.output} ({self.reference}: {self.ref_output})\n"
                 f"  {self.reason}: max abs {_num(self.max_abs)}, max rel {_num(self.max_rel)} "
@@ -112,30 +104,25 @@ class ComparisonReport:
         return self.divergences[0] if self.divergences else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "reference": self.reference, "backends": list(self.backends),
-                "skipped": dict(self.skipped), "entries": [asdict(e) for e in self.entries],
-                "divergences": [asdict(d) for d in self.divergences],
-                "ops_recorded": self.ops_recorded}
+        """Plain data (JSON-ready) for logs and CI artifacts."""
+        return {"ok": self.ok, **asdict(self)}
 
     def _summary(self) -> str:
-        others = self.backends[1:]
-        if not others:
-            head = f"compare_backends: only {self.reference} ran, nothing was compared"
-        else:
-            bad = sum(not e.ok for e in self.entries)
-            verdict = (f"all {len(self.entries)} within tolerance" if bad == 0
-                       else f"{bad} of {len(self.entries)} NOT within tolerance")
-            head = (f"compare_backends: {', '.join(others)} vs {self.reference} (reference): "
-                    f"{verdict}")
+        n, bad = len(self.entries), sum(not e.ok for e in self.entries)
+        head = (f"compare_backends: {', '.join(self.backends[1:])} vs {self.reference} "
+                f"(reference): " + (f"{bad} of {n} NOT within tolerance" if bad else
+                                    f"all {n} within tolerance")
+                if len(self.backends) > 1 else
+                f"compare_backends: only {self.reference} ran, nothing was compared")
         if self.ops_recorded is not None:
-            head += f"; {self.ops_recorded} primitive calls compared"
+            head += f"; {self.ops_recorded} primitive calls recorded"
+            head += f", first divergent: '{self.divergence.op}'" if self.divergences else ""
         return head
 
     def _rows(self) -> list[list[str]]:
-        return [[e.kind, e.name, e.backend, _shape(e.shape, e.ref_shape),
-                 e.dtype if e.dtype == e.ref_dtype else f"{e.dtype} (ref {e.ref_dtype})",
-                 _num(e.max_abs), _num(e.max_rel), _num(e.rtol), _num(e.atol),
-                 "ok" if e.ok else "FAIL"] for e in self.entries]
+        return [[e.kind, e.name, e.backend, str(e.shape), e.dtype, _num(e.max_abs),
+                 _num(e.max_rel), _num(e.rtol), _num(e.atol), "ok" if e.ok else "FAIL"]
+                for e in self.entries]
 
     def _footer(self) -> list[str]:
         lines = [f"skipped {name}: {why}" for name, why in self.skipped.items()]
@@ -207,36 +194,34 @@ def compare_backends(f: Callable, *args: Any, backends: Sequence[Any] = ("numpy"
     if not resolved:
         raise BackendUnavailableError(f"none of the backends {list(backends)} is available: "
                                       f"{'; '.join(skipped.values())}")
-    named = _leaves(args, _arg_names(f, len(args)))
+    named: list[tuple[str, Any]] = []
+    for name, a in zip(_arg_names(f, len(args)), args, strict=True):
+        _paths(a, name, named)
     host = [_host(v) for _, v in named]
     diff_at = [i for i, h in enumerate(host) if isinstance(h, np.ndarray) and h.dtype.kind == "f"]
-    report = ComparisonReport(resolved[0].name, [b.name for b in resolved], skipped=skipped)
-    ref_run: dict[str, Any] | None = None
-    for backend in resolved:
-        rec = None
-        if per_op:
-            rec = _Recorder(backend.name, None if ref_run is None else ref_run["rec"], rtol, atol)
-        run = _run(f, args, host, diff_at, backend, grads, rec)
-        if ref_run is None:
-            ref_run = run
-            report.ops_recorded = rec.count if rec is not None else None
-            continue
-        names = [("output", n) for n in run["out_names"]] + [
-            ("grad", f"grad {named[i][0]}") for i in diff_at if grads]
-        for (kind, name), a, r in zip(names, run["values"], ref_run["values"], strict=True):
-            report.entries.append(_entry(kind, name, backend.name, resolved[0].name, a, r,
-                                         rtol, atol))
-        if rec is not None:
-            if rec.divergence is None and rec.count < len(rec.reference.ops):
-                rec.divergence = _structural(rec, rec.count, "(none)", [], "-", "<unknown>")
-            if rec.divergence is not None:
-                report.divergences.append(rec.divergence)
+    ref = resolved[0]
+    report = ComparisonReport(ref.name, [b.name for b in resolved], skipped=skipped)
+    ref_rec = _Recorder(ref.name, None, rtol, atol) if per_op else None
+    out_names, ref_values = _run(f, args, host, diff_at, ref, grads, ref_rec)
+    report.ops_recorded = ref_rec.count if ref_rec is not None else None
+    names = [("output", n) for n in out_names] + [
+        ("grad", f"grad {named[i][0]}") for i in diff_at if grads]
+    for backend in resolved[1:]:
+        rec = _Recorder(backend.name, ref_rec, rtol, atol) if per_op else None
+        _, values = _run(f, args, host, diff_at, backend, grads, rec)
+        for (kind, name), a, r in zip(names, values, ref_values, strict=True):
+            d = _diff(a, r, rtol, atol)
+            report.entries.append(Entry(
+                kind, name, backend.name, ref.name, a.shape, str(a.dtype), d["max_abs"],
+                d["max_rel"], d["rtol"], d["atol"], d["ok"], d["note"]))
+        if rec is not None and rec.finish() is not None:
+            report.divergences.append(rec.divergence)
     return report
 
 
 def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any, grads: bool,
-         rec: _Recorder | None) -> dict[str, Any]:
-    """f's outputs (and gradients) on ``backend``, as host arrays, in a fixed order."""
+         rec: _Recorder | None) -> tuple[list[str], list[np.ndarray]]:
+    """The names of f's outputs, and its outputs then gradients on ``backend`` as host arrays."""
     from .transforms import vjp
 
     leaves = [Tensor(backend.from_numpy(h)) if isinstance(h, np.ndarray) else h for h in host]
@@ -248,22 +233,22 @@ def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any,
                     full = list(leaves)
                     for i, x in zip(diff_at, xs, strict=True):
                         full[i] = x
-                    return f(*_rebuild(args, iter(full)))
+                    it = iter(full)
+                    return f(*_map(args, lambda _: next(it)))
 
                 out, vjp_fn = vjp(g, *[leaves[i] for i in diff_at])
-                cot = _map_outputs(out, lambda o: _ones(o, backend, rec is not None))
+                cot = _map(out, lambda o: _ones(o, backend, rec is not None))
                 if rec is not None:
                     rec.phase = "backward"
                 gs = vjp_fn(cot)
             else:
-                out, gs = f(*_rebuild(args, iter(leaves))), ()
+                it = iter(leaves)
+                out, gs = f(*_map(args, lambda _: next(it))), ()
     finally:
         if token is not None:
             _recorder.reset(token)
-    outs: list[tuple[str, Any]] = []
-    _walk(out, "out", outs)
-    return {"out_names": [n for n, _ in outs], "rec": rec,
-            "values": [_value(o) for _, o in outs] + [_value(x) for x in gs]}
+    outs = _paths(out, "out", [])
+    return [n for n, _ in outs], [_value(o) for _, o in outs] + [_value(x) for x in gs]
 
 
 def _ones(o: Any, backend: Any, track: bool) -> Any:
@@ -285,12 +270,9 @@ class _Recorder:
 
     def __init__(self, backend: str, reference: _Recorder | None, rtol: float | None,
                  atol: float | None) -> None:
-        self.backend = backend
-        self.reference = reference
-        self.ops: list[tuple[str, str, Any]] = []
-        self.count = 0
-        self.phase = "forward"
-        self.rtol, self.atol = rtol, atol
+        self.backend, self.reference, self.rtol, self.atol = backend, reference, rtol, atol
+        self.ops: list[tuple[str, str, Any]] = []  # (name, phase, host output) on the reference
+        self.count, self.phase = 0, "forward"
         self.divergence: Divergence | None = None
 
     def __call__(self, prim: Any, args: tuple, kwargs: dict, ans: Any) -> None:
@@ -301,30 +283,29 @@ class _Recorder:
             return
         if self.divergence is not None:
             return
-        ref_ops = self.reference.ops
-        if i >= len(ref_ops) or ref_ops[i][0] != prim.name:
-            self.divergence = _structural(self, i, prim.name, args, _meta(_value(ans)), _site())
-            return
-        ref = ref_ops[i][2]
         out = _value(ans)
-        d = _diff(out, ref, self.rtol, self.atol)
+        ref_name, _, ref = self.reference.ops[i] if i < len(self.reference.ops) else (
+            "(none)", "", None)
+        d = _diff(out, ref, self.rtol, self.atol) if ref_name == prim.name else {
+            "ok": False, "max_abs": math.nan, "max_rel": math.nan, "rtol": math.nan,
+            "atol": math.nan, "note": f"call #{i} is '{prim.name}' here but '{ref_name}' on "
+            "the reference (f calls different primitives per backend)"}
         if not d["ok"]:
             self.divergence = Divergence(
                 self.backend, self.reference.backend, i, self.phase, prim.name,
                 [_meta(a) for a in args], _meta(out), _meta(ref), d["max_abs"],
                 d["max_rel"], d["rtol"], d["atol"], _site(), d["note"] or "values differ")
 
-
-def _structural(rec: _Recorder, i: int, name: str, args: Any, out: str, site: str) -> Divergence:
-    ref_ops = rec.reference.ops if rec.reference is not None else []
-    ref_name = ref_ops[i][0] if i < len(ref_ops) else "(none)"
-    ref_out = _meta(ref_ops[i][2]) if i < len(ref_ops) else "-"
-    phase = ref_ops[i][1] if i < len(ref_ops) else rec.phase
-    return Divergence(rec.backend, rec.reference.backend if rec.reference else "?", i, phase,
-                      name, [_meta(a) for a in args], out, ref_out, math.nan, math.nan,
-                      math.nan, math.nan, site,
-                      f"call #{i} is '{name}' here but '{ref_name}' on the reference "
-                      "(f calls different primitives per backend)")
+    def finish(self) -> Divergence | None:
+        """The divergence, counting a run that stopped calling primitives early as one."""
+        if self.divergence is None and self.count < len(self.reference.ops):
+            name, phase, ref = self.reference.ops[self.count]
+            self.divergence = Divergence(
+                self.backend, self.reference.backend, self.count, phase, "(none)", [], "-",
+                _meta(ref), math.nan, math.nan, math.nan, math.nan, "<unknown>",
+                f"only {self.count} primitive call{'s' * (self.count != 1)} here; the reference "
+                f"went on to '{name}'")
+        return self.divergence
 
 
 def _site() -> str:
@@ -335,7 +316,7 @@ def _site() -> str:
         path = os.path.abspath(frame.f_code.co_filename)
         if not path.startswith(_GRADX_DIRS):
             break
-        if vjp_of is None and frame.f_code.co_name == "_walk" and "node" in frame.f_locals:
+        if vjp_of is None and path.endswith("_tape.py") and "node" in frame.f_locals:
             vjp_of = frame.f_locals["node"].prim.name
         frame = frame.f_back
     where = (f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
@@ -383,71 +364,43 @@ def _diff(a: np.ndarray, ref: np.ndarray, rtol: float | None, atol: float | None
     return out
 
 
-def _entry(kind: str, name: str, backend: str, reference: str, a: np.ndarray, ref: np.ndarray,
-           rtol: float | None, atol: float | None) -> Entry:
-    d = _diff(a, ref, rtol, atol)
-    return Entry(kind, name, backend, reference, tuple(a.shape), str(a.dtype), tuple(ref.shape),
-                 str(ref.dtype), d["max_abs"], d["max_rel"], d["rtol"], d["atol"], d["ok"],
-                 d["note"])
-
-
 # -- nested arguments and host copies -------------------------------------------------
 
 def _arg_names(f: Callable, n: int) -> list[str]:
+    """f's parameter names for the first ``n`` positional arguments, else ``args[i]``."""
     try:
-        params = list(inspect.signature(f).parameters.values())
+        params = [p.name for p in inspect.signature(f).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
         params = []
-    names = []
-    for i in range(n):
-        p = params[i] if i < len(params) else None
-        names.append(p.name if p is not None and p.kind in (p.POSITIONAL_ONLY,
-                     p.POSITIONAL_OR_KEYWORD) else f"args[{i}]")
-    return names
+    return [params[i] if i < len(params) else f"args[{i}]" for i in range(n)]
 
 
-def _leaves(args: tuple, names: list[str]) -> list[tuple[str, Any]]:
-    """``(path, leaf)`` pairs of the arguments, depth first."""
-    found: list[tuple[str, Any]] = []
-    for name, v in zip(names, args, strict=True):
-        _walk(v, name, found)
+def _paths(o: Any, path: str, found: list) -> list[tuple[str, Any]]:
+    """Append ``(path, leaf)`` for each leaf of nested tuples, lists and dicts, depth first."""
+    if isinstance(o, tuple | list):
+        for i, v in enumerate(o):
+            _paths(v, f"{path}[{i}]", found)
+    elif isinstance(o, dict):
+        for k, v in o.items():
+            _paths(v, f"{path}[{k!r}]", found)
+    else:
+        found.append((path, o))
     return found
 
 
-def _walk(o: Any, path: str, found: list) -> None:
+def _map(o: Any, fn: Callable) -> Any:
+    """``o`` with each leaf replaced by ``fn(leaf)``, in ``_paths``'s order."""
     if isinstance(o, tuple | list):
-        for i, v in enumerate(o):
-            _walk(v, f"{path}[{i}]", found)
-    elif isinstance(o, dict):
-        for k, v in o.items():
-            _walk(v, f"{path}[{k!r}]", found)
-    else:
-        found.append((path, o))
-
-
-def _rebuild(o: Any, it: Any, top: bool = True) -> Any:
-    """``o`` (the arguments tuple when ``top``) with its leaves replaced from ``it``."""
-    if top:
-        return tuple(_rebuild(v, it, False) for v in o)
-    if isinstance(o, tuple | list):
-        items = [_rebuild(v, it, False) for v in o]
+        items = [_map(v, fn) for v in o]
         return type(o)(*items) if hasattr(o, "_fields") else type(o)(items)
     if isinstance(o, dict):
-        return {k: _rebuild(v, it, False) for k, v in o.items()}
-    return next(it)
-
-
-def _map_outputs(o: Any, fn: Callable) -> Any:
-    if isinstance(o, tuple | list):
-        items = [_map_outputs(v, fn) for v in o]
-        return type(o)(*items) if hasattr(o, "_fields") else type(o)(items)
-    if isinstance(o, dict):
-        return {k: _map_outputs(v, fn) for k, v in o.items()}
+        return {k: _map(v, fn) for k, v in o.items()}
     return fn(o)
 
 
 def _host(x: Any) -> Any:
-    """A NumPy copy of an array or Tensor of any backend; other leaves unchanged."""
+    """A NumPy copy of an array or Tensor of any backend; other leaves (static) unchanged."""
     if isinstance(x, Tensor):
         return x.numpy()
     if isinstance(x, np.ndarray | np.generic):
@@ -458,24 +411,17 @@ def _host(x: Any) -> Any:
 
 
 def _value(x: Any) -> np.ndarray:
-    """A result (Tensor, array of any backend or Python number) as a NumPy array."""
-    h = _host(x)
-    return h if isinstance(h, np.ndarray) else np.asarray(h)
+    return np.asarray(_host(x))
 
 
 def _meta(a: Any) -> str:
     """``(2, 3) float32`` for an array or Tensor of any backend, ``repr`` for the rest."""
-    if not hasattr(a, "shape"):
-        return repr(a)
-    return f"{tuple(a.shape)} {str(a.dtype).rsplit('.', 1)[-1]}"
+    return f"{tuple(a.shape)} {str(a.dtype).rsplit('.', 1)[-1]}" if hasattr(a, "shape") \
+        else repr(a)
 
 
 def _num(v: float) -> str:
     return "0" if v == 0 else ("-" if math.isnan(v) else f"{v:.3g}")
-
-
-def _shape(shape: tuple, ref: tuple) -> str:
-    return str(shape) if shape == ref else f"{shape} (ref {ref})"
 
 
 __all__ = ["ComparisonReport", "Divergence", "Entry", "TOLERANCES", "compare_backends",

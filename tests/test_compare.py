@@ -190,6 +190,26 @@ def test_calling_different_primitives_is_reported():
     assert "'sin' on the reference" in d.reason
 
 
+def test_fewer_calls_and_a_different_dtype_are_reported():
+    def f(x):
+        y = gx.sin(x)
+        return gx.astype(y, dtype="float64") if _on_strict(x) else gx.sin(y)
+
+    report = gx.testing.compare_backends(f, _x(), backends=PAIR, grads=False, per_op=True)
+    entry = report.entries[0]
+    assert not entry.ok and entry.dtype == "float64" and "dtype differs" in entry.note
+    assert "dtype differs: float64 vs reference float32" in str(report)
+    d = report.divergence
+    assert d.index == 1 and d.op == "astype" and "'sin' on the reference" in d.reason
+
+    def g(x):
+        return gx.sin(x) if _on_strict(x) else gx.sin(gx.sin(x))
+
+    d = gx.testing.compare_backends(g, _x(), backends=PAIR, grads=False, per_op=True).divergence
+    assert "only 1 primitive call here" in d.reason and "went on to 'sin'" in d.reason
+    assert report.to_dict()["entries"][0]["note"] == entry.note
+
+
 def test_text_table_is_aligned():
     report = gx.testing.compare_backends(lambda x: (skew(x), gx.sum(x)), _x(), backends=PAIR)
     lines = str(report).splitlines()
