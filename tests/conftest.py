@@ -49,3 +49,8 @@ def _fresh_state():
     gx.random.seed(0)
     yield
     gx.set_default_dtype("float32")
+
+
+# Hypothesis profiles "ci" (the default) and "long" (--hypothesis-profile=long) for the
+# property tests; registered here so that pytest's option finds them at configure time.
+import hypothesis_profiles  # noqa: E402, F401
