@@ -145,10 +145,21 @@ def logsumexp(x, /, *, axis=None, keepdims=False):
     return out
 
 
+def _softmax(x, axis):
+    """exp(x - logsumexp(x)) shifted by the max instead: at |x| ~ 1e4 (float32) or 1e300
+    (float64) ans = m + log(sum) is rounded to m's precision and x - ans keeps that error
+    (two tied maxima then got weight 1 each instead of 0.5)."""
+    from .._tensor import Tensor
+
+    m = max(x.detach() if isinstance(x, Tensor) else x, axis=axis, keepdims=True)
+    e = exp(x - where(isfinite(m), m, 0.0))
+    return e / sum(e, axis=axis, keepdims=True)
+
+
 defvjp(logsumexp, lambda g, ans, x, *, axis=None, keepdims=False:
-       _expand(g, x, axis, keepdims) * exp(x - _expand(ans, x, axis, keepdims)))
+       _expand(g, x, axis, keepdims) * _softmax(x, axis))
 defjvp(logsumexp, lambda t, ans, x, *, axis=None, keepdims=False:
-       sum(t * exp(x - _expand(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims))
+       sum(t * _softmax(x, axis), axis=axis, keepdims=keepdims))
 
 
 def _arg(name: str) -> Any:
@@ -169,5 +180,5 @@ def argsort(x, /, *, axis=-1, descending=False, stable=True):
     return ns(x).argsort(-x if descending else x, axis=axis, stable=stable)
 
 
-from .elementwise import astype, equal, exp, sqrt, where  # noqa: E402
+from .elementwise import astype, equal, exp, isfinite, sqrt, where  # noqa: E402
 from .shape import broadcast_to, flip, reshape  # noqa: E402
