@@ -20,17 +20,14 @@ class Backend:
     device: str = "cpu"
 
     def __init__(self, xp: Any = None, name: str | None = None) -> None:
-        self._xp = xp
+        self.__dict__["xp"] = xp  # a plain attribute: read on every op (CuPy's is lazy)
         if name is not None:
             self.name = name
         self._float_dtypes: dict[Any, bool] = {}
         self._dtypes: dict[str, Any] = {}
 
     # -- identity --------------------------------------------------------------------
-    @property
-    def xp(self) -> Any:
-        """The Array API namespace that ops call."""
-        return self._xp
+    xp: Any  # the Array API namespace that ops call
 
     @property
     def array_types(self) -> tuple[type, ...]:

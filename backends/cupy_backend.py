@@ -49,6 +49,7 @@ class CupyBackend(Backend):
     def __init__(self) -> None:
         super().__init__(None)
         self._cp: Any = None
+        self._xp: Any = None
 
     def unavailable_reason(self) -> str | None:
         try:

@@ -199,14 +199,17 @@ def array_namespace(*xs: Any) -> Any:
 _PY_SCALARS = (bool, int, float, complex)
 
 
+_NS_BY_TYPE: dict[type, Any] = {}
+
+
 def ns(x: Any, *more: Any) -> Any:
     """Fast ``array_namespace`` of raw arrays for built-in impls (Python scalars skipped)."""
-    backend = _BY_TYPE.get(type(x))
-    if backend is None:
+    xp = _NS_BY_TYPE.get(type(x))
+    if xp is None:
         if isinstance(x, _PY_SCALARS) or x is None:
             return ns(*more) if more else get_backend().xp
-        backend = backend_of(x)
-    return backend.xp
+        xp = _NS_BY_TYPE[type(x)] = backend_of(x).xp
+    return xp
 
 
 def check_same(op: str, a: Backend, b: Backend) -> None:

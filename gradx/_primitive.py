@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from ._tape import Meta, Node, _grad_enabled
+from ._tape import Meta, _grad_enabled, new_node
 from .errors import BackendMismatchError, GradxError, OpError, describe
 
 _REGISTRY: dict[str, Primitive] = {}
@@ -50,6 +50,8 @@ class Primitive:
         return self if obj is None else functools.partial(self, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], Tensor):
+            return _apply(self, args, kwargs)
         for a in args:
             if isinstance(a, Tensor):
                 return _apply(self, args, kwargs)
@@ -78,7 +80,8 @@ def primitive(fun: Callable | None = None, **options: Any) -> Any:
     return prim
 
 
-def defvjp(prim: Primitive, *rules: Callable | None, argnums: tuple[int, ...] | None = None) -> None:
+def defvjp(prim: Primitive, *rules: Callable | None,
+           argnums: tuple[int, ...] | None = None) -> None:
     """Attach VJP rules ``(g, ans, *args, **kwargs) -> gradient``, one per argument in order
     (None for a non-differentiable argument)."""
     _check_prim(prim, "defvjp")
@@ -93,7 +96,8 @@ def defvjp_argnum(prim: Primitive, rule: Callable) -> None:
     prim.vjp_argnum = rule
 
 
-def defjvp(prim: Primitive, *rules: Callable | None, argnums: tuple[int, ...] | None = None) -> None:
+def defjvp(prim: Primitive, *rules: Callable | None,
+           argnums: tuple[int, ...] | None = None) -> None:
     """Attach JVP rules ``(t, ans, *args, **kwargs) -> tangent of the output``; optional,
     forward mode otherwise transposes the VJP rule."""
     _check_prim(prim, "defjvp")
@@ -188,7 +192,7 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
         raw = tuple(raw_list)
         parents = None if plist is None else tuple(plist)
     try:
-        ans = prim.fun(*raw, **kwargs)
+        ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
     except GradxError:
         raise
     except Exception as exc:
@@ -199,7 +203,13 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     if prim.changes_backend:
         backend = backend_of(ans)
     version = args[0]._version if prim.view and isinstance(args[0], Tensor) else [0]
-    if parents is None or not backend.is_float(ans.dtype):
+    if parents is None:
+        return _make(ans, backend, None, False, version)
+    dtype = ans.dtype
+    is_float = backend._float_dtypes.get(dtype)
+    if is_float is None:
+        is_float = backend.is_float(dtype)
+    if not is_float:
         return _make(ans, backend, None, False, version)
     saves = prim.saves_args
     versions = ()
@@ -214,9 +224,9 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
         saved = tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
     if prim.saves_ans:
         versions += ((version, version[0], -1),)
-        node = Node(prim, saved, kwargs, ans, parents, ans.shape, ans.dtype, versions, backend)
+        node = new_node(prim, saved, kwargs, ans, parents, ans.shape, dtype, versions, backend)
     else:
-        node = Node(prim, saved, kwargs, None, parents, ans.shape, ans.dtype, versions, backend)
+        node = new_node(prim, saved, kwargs, None, parents, ans.shape, dtype, versions, backend)
     return _make(ans, backend, node, True, version)
 
 

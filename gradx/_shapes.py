@@ -51,16 +51,39 @@ def sum_axes(gshape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]
     return tuple(axes)
 
 
+_SUM_PLANS: dict[tuple, tuple] = {}
+
+
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum broadcast gradient ``g`` back to ``shape``; works on raw arrays and Tensors."""
-    if tuple(g.shape) == tuple(shape):
+    gshape = tuple(g.shape)
+    shape = tuple(shape)
+    if gshape == shape:
         return g
-    from .ops.reductions import sum as _sum
-    from .ops.shape import reshape
-
-    axes = sum_axes(tuple(g.shape), tuple(shape))
+    plan = _SUM_PLANS.get((gshape, shape))
+    if plan is None:
+        axes = sum_axes(gshape, shape)
+        reduced = tuple(d for i, d in enumerate(gshape) if i not in axes)
+        plan = _SUM_PLANS[(gshape, shape)] = (axes, reduced != shape)
+        if len(_SUM_PLANS) > 4096:  # shapes vary without bound in some programs
+            _SUM_PLANS.clear()
+    axes, needs_reshape = plan
     if axes:
-        g = _sum(g, axis=axes)
-    if tuple(g.shape) != tuple(shape):
-        g = reshape(g, shape=tuple(shape))
+        g = _ops.sum(g, axis=axes)
+    if needs_reshape:
+        g = _ops.reshape(g, shape)
     return g
+
+
+class _LazyOps:
+    """The reductions module is imported after this one; bind its functions on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        from .ops import reductions, shape
+
+        self.sum = reductions.sum
+        self.reshape = shape.reshape
+        return getattr(self, name)
+
+
+_ops = _LazyOps()

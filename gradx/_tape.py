@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from ._shapes import sum_to
 from .errors import AnomalyError, GraphError, NotDifferentiableError, OpError, ShapeError
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradx_grad_enabled", default=True)
@@ -46,29 +47,48 @@ class Node:
     __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
                  "site", "backend", "__weakref__")
 
-    def __init__(self, prim: Any, args: tuple | None, kwargs: dict, ans: Any,
-                 parents: tuple, shape: tuple, dtype: Any, versions: tuple, backend: Any) -> None:
-        self.prim = prim
-        self.args = args
-        self.kwargs = kwargs
-        self.ans = ans
-        self.parents = parents
-        self.shape = shape
-        self.dtype = dtype
-        self.versions = versions
-        self.backend = backend
-        self.site = _creation_site() if _anomaly.get() else None
-
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} {self.shape} {self.dtype}>"
 
 
+_new = object.__new__
+
+
+def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, parents: tuple,
+             shape: tuple, dtype: Any, versions: tuple, backend: Any) -> Node:
+    """A recorded application of ``prim`` (a plain function: cheaper than a constructor)."""
+    node = _new(Node)
+    node.prim = prim
+    node.args = args
+    node.kwargs = kwargs
+    node.ans = ans
+    node.parents = parents
+    node.shape = shape
+    node.dtype = dtype
+    node.versions = versions
+    node.backend = backend
+    node.site = _creation_site() if _anomaly.get() else None
+    return node
+
+
+_PACKAGE_DIRS: list[tuple[str, ...]] = []
+
+
 def _creation_site() -> str:
-    """The first stack frame outside gradx: where the user called the op."""
-    for frame in reversed(traceback.extract_stack()[:-1]):
-        f = frame.filename.replace("\\", "/")
-        if "/gradx/" not in f or "/tests/" in f or "/examples/" in f:
-            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    """The first stack frame outside the gradx package and its backends: where the user
+    called the op. Decided by path prefix, so a user's own folder named gradx/ counts."""
+    import os
+
+    if not _PACKAGE_DIRS:
+        import gradx.backends
+
+        _PACKAGE_DIRS.append(tuple(os.path.dirname(os.path.abspath(f)) + os.sep
+                                   for f in (__file__, gradx.backends.__file__)))
+    inside = _PACKAGE_DIRS[0]
+    for frame, lineno in traceback.walk_stack(None):
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(inside):
+            return f"{filename}:{lineno} in {frame.f_code.co_name}"
     return "<unknown>"
 
 
@@ -256,7 +276,8 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
                     f"the VJP rule of '{prim.name}' failed for argument {argnum} with gradient "
                     f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
                 ) from exc
-            if gi.shape != parent.shape or gi.dtype != parent.dtype:
+            gd = gi.dtype
+            if gi.shape != parent.shape or (gd is not parent.dtype and gd != parent.dtype):
                 gi = _fit(gi, parent, prim, argnum)
             if anomaly:
                 _check_finite(gi, node, argnum)
@@ -272,8 +293,6 @@ def _fit(gi: Any, parent: Any, prim: Any, argnum: int) -> Any:
     shape = parent.shape
     if gi.shape != shape:
         if prim.broadcasts:
-            from ._shapes import sum_to
-
             gi = sum_to(gi, shape)
         else:
             raise ShapeError(
@@ -285,7 +304,7 @@ def _fit(gi: Any, parent: Any, prim: Any, argnum: int) -> Any:
     if gi.dtype != dtype:
         from .ops.elementwise import astype
 
-        gi = astype(gi, dtype=dtype)
+        gi = astype(gi, dtype)
     return gi
 
 

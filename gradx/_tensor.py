@@ -374,6 +374,7 @@ def _raw_key(t: Tensor, key: Any) -> Any:
     return key
 
 
+from ._primitive import _apply  # noqa: E402
 from .ops.elementwise import (  # noqa: E402
     abs,
     add,
@@ -393,7 +394,6 @@ from .ops.elementwise import (  # noqa: E402
     pow,
     subtract,
 )
-from ._primitive import _apply  # noqa: E402
 from .ops.indexing import getitem, index_update  # noqa: E402
 from .ops.linalg import matmul, matrix_transpose  # noqa: E402
 from .ops.shape import permute_dims, to_backend  # noqa: E402

@@ -7,7 +7,9 @@ import gradx.nn  # noqa: F401  (registers the nn primitives)
 
 
 def test_every_primitive_has_a_row():
-    registered = set(gx.primitives())
+    # gradx's own primitives; tests and users register more in the same registry
+    registered = {name for name, p in gx.primitives().items()
+                  if p.fun.__module__.split(".")[0] == "gradx"}
     covered = {r.name for r in all_rows()} | set(NON_DIFFERENTIABLE)
     missing = sorted(registered - covered)
     assert not missing, f"primitives without a test row or a NON_DIFFERENTIABLE reason: {missing}"

@@ -236,7 +236,12 @@ class Module:
         """Every parameter and persistent buffer by dotted name (detached unless keep_vars);
         a parameter shared by two modules appears under each name, as in PyTorch."""
         out: dict[str, Any] = {}
-        for mname, mod in self.named_modules(prefix):
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            mname, mod = stack.pop()
+            kids = [(f"{mname}.{k}" if mname else k, m) for k, m in mod._modules.items()
+                    if m is not None]
+            stack.extend(reversed(kids))
             head = f"{mname}." if mname else ""
             for name, p in mod._parameters.items():
                 if p is not None:

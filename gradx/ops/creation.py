@@ -35,7 +35,7 @@ def set_default_dtype(dtype: Any) -> None:
 
 @contextlib.contextmanager
 def default_dtype(dtype: Any) -> Iterator[None]:
-    """Scoped default float dtype, e.g. ``with gx.default_dtype("float64"):`` for a reference run."""
+    """Scoped default float dtype: ``with gx.default_dtype("float64"):`` for a reference run."""
     name = _dtype_name(dtype)
     if name not in _FLOAT_NAMES:
         from ..errors import DTypeError

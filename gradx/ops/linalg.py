@@ -29,7 +29,7 @@ def _matmul_vjp_x(g, ans, x, y):
     if y.ndim == 1:
         return expand_dims(g, axis=-1) * y
     if x.ndim == 1:
-        return squeeze(y @ expand_dims(g, axis=-1), axis=-1)
+        return y @ g if y.ndim == 2 else squeeze(y @ expand_dims(g, axis=-1), axis=-1)
     return g @ matrix_transpose(y)
 
 
@@ -37,7 +37,7 @@ def _matmul_vjp_y(g, ans, x, y):
     if x.ndim == 1:
         return expand_dims(x, axis=-1) * expand_dims(g, axis=-2) if y.ndim > 1 else g * x
     if y.ndim == 1:
-        return squeeze(matrix_transpose(x) @ expand_dims(g, axis=-1), axis=-1)
+        return g @ x if x.ndim == 2 else squeeze(expand_dims(g, axis=-2) @ x, axis=-2)
     return matrix_transpose(x) @ g
 
 

@@ -11,7 +11,7 @@ from .._shapes import normalize_axis
 
 def _expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     """``g`` reduced over ``axis`` of ``x`` made broadcastable against ``x`` again."""
-    if keepdims or x.ndim == 0:
+    if keepdims or x.ndim == 0 or axis is None:  # a 0-d result broadcasts as it is
         return g
     axes = normalize_axis(axis, x.ndim)
     shape = list(x.shape)
