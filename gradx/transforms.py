@@ -425,12 +425,39 @@ def hessian(f: Callable, argnums: int = 0) -> Callable:
 
 
 def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, ...]:
-    """Hessian-vector product of scalar ``f``, forward-over-reverse, without forming H.
+    """Hessian-vector product of scalar ``f``, forward-over-reverse, without forming H:
+    one forward pass, one recorded backward pass, one tangent pass over both.
 
     Returns a tuple shaped like ``primals``."""
     primals, tangents = tuple(primals), tuple(tangents)
-    g = grad(f, argnums=tuple(range(len(primals))))
-    return jvp(g, primals, tangents)[1]
+    if len(primals) != len(tangents):
+        raise ShapeError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
+    flat = [i for ins in inputs for i in ins]
+    tans = [t for tan in tangents for t in flatten(tan)[0]]
+    if len(tans) != len(flat):
+        raise ShapeError("hvp: tangents must have the same structure as primals")
+    with _evaluating():
+        out = _as_tensor(f(*args), "output")
+    if out.size != 1:
+        raise ShapeError(f"hvp needs f to return a scalar, got shape {out.shape}")
+    create = any(i.tracked for i in flat) or any(
+        isinstance(t, Tensor) and t.requires_grad for t in tans)
+    grads = _grads_of([out], [_ones_like(out)], flat, True)
+    grads = [g if isinstance(g, Tensor) else None for g in grads]
+    seeds = {}
+    for i, t in zip(flat, tans, strict=True):
+        key = i.tensor._node if i.tensor._node is not None else i.tensor
+        seeds[key] = _tangent_value(i.tensor, t, create)
+    live = [g for g in grads if g is not None]
+    token = _grad_enabled.set(create)
+    try:
+        pushed = iter(_push_forward(live, seeds, create))
+    finally:
+        _grad_enabled.reset(token)
+    results = iter([None if g is None else next(pushed) for g in grads])
+    return tuple(unflatten(tdef, [i.result(next(results), create) for i in ins])
+                 for ins, tdef in zip(inputs, treedefs, strict=True))
 
 
 def stop_gradient(x: Any) -> Any:
