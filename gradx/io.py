@@ -115,7 +115,8 @@ def load(path: str | os.PathLike, backend: Any = None) -> Any:
 # -- structure <-> JSON ----------------------------------------------------------------
 
 def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
-    if obj is None or isinstance(obj, bool | int | float | str):
+    if (obj is None or isinstance(obj, bool | int | float | str)) and not isinstance(
+            obj, np.generic):  # np.float64 is a float subclass: keep it a NumPy scalar
         return obj
     if isinstance(obj, gx.Tensor):
         key = f"a{len(arrays)}"
