@@ -10,6 +10,7 @@ output, so graphs have no reference cycles.
 from __future__ import annotations
 
 import contextlib
+import threading
 import traceback
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -112,13 +113,15 @@ class _GradMode(contextlib.ContextDecorator):
 
     def __init__(self, on: bool) -> None:
         self.on = on
-        self._tokens: list[Any] = []
+        # one token stack per thread: the same object may be entered by several threads at
+        # once (a function decorated with @gx.no_grad() called from two threads)
+        self._local = threading.local()
 
     def __enter__(self) -> None:
-        self._tokens.append(_grad_enabled.set(self.on))
+        self._local.__dict__.setdefault("tokens", []).append(_grad_enabled.set(self.on))
 
     def __exit__(self, *exc: Any) -> None:
-        _grad_enabled.reset(self._tokens.pop())
+        _grad_enabled.reset(self._local.tokens.pop())
 
 
 def no_grad() -> _GradMode:
