@@ -57,8 +57,8 @@ class Primitive:
                 return _apply(self, args, kwargs)
         try:
             return self.fun(*args, **kwargs)
-        except GradxError:
-            raise
+        except GradxError as exc:
+            raise _named(self, args, kwargs, exc)  # noqa: B904 - the cause is kept
         except Exception as exc:
             raise _op_error(self, args, kwargs, exc) from exc
 
@@ -121,11 +121,11 @@ def primitives() -> dict[str, Primitive]:
     return dict(_REGISTRY)
 
 
-def _op_error(prim: Primitive, args: tuple, kwargs: dict, exc: Exception) -> GradxError:
+def _op_error(prim: Any, args: tuple, kwargs: dict, exc: Exception) -> GradxError:
     shown = ", ".join(describe(a) for a in args)
     extra = f", {kwargs}" if kwargs else ""
     cls = next((c for c in (ValueError, TypeError, IndexError) if isinstance(exc, c)), None)
-    msg = f"{prim.name}({shown}{extra}) failed: {type(exc).__name__}: {exc}"
+    msg = f"{getattr(prim, 'name', prim)}({shown}{extra}) failed: {type(exc).__name__}: {exc}"
     if cls is not None:
         # keep the builtin category catchable (ValueError etc.) while being a gradx error
         err_cls = _mixed_error(cls)
@@ -136,6 +136,46 @@ def _op_error(prim: Primitive, args: tuple, kwargs: dict, exc: Exception) -> Gra
 @functools.cache
 def _mixed_error(cls: type) -> type:
     return type(f"Gradx{cls.__name__}", (OpError, cls), {"__module__": "gradx.errors"})
+
+
+def _named(prim: Any, args: tuple, kwargs: dict, exc: GradxError) -> GradxError:
+    """``exc`` if its message names ``prim``, else the same class with a message that names
+    the op and its inputs (a gradx error raised by a helper knows neither)."""
+    name = getattr(prim, "name", prim)
+    if name in str(exc):
+        return exc
+    shown = ", ".join(describe(a) for a in args)
+    try:
+        named = type(exc)(f"{name}({shown}{f', {kwargs}' if kwargs else ''}): {exc}")
+    except Exception:  # an error class with a different constructor: keep it as it is
+        return exc
+    named.__cause__ = exc
+    return named
+
+
+def _backend_of_arg(prim: Primitive, args: tuple, a: Any) -> Any:
+    try:
+        return backend_of(a)
+    except GradxError:
+        raise _op_error(prim, args, {}, TypeError(
+            f"an argument of type {type(a).__name__} is not a Tensor, an array of a gradx "
+            "backend or a Python scalar; convert it with gx.tensor(...)")) from None
+
+
+def composed(fun: Callable) -> Callable:
+    """Mark a public function built from primitives: an exception it raises that is not a
+    gradx error (an argument of the wrong type has no .shape) becomes one naming it."""
+
+    @functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fun(*args, **kwargs)
+        except GradxError as exc:
+            raise _named(fun.__name__, args, kwargs, exc)  # noqa: B904 - the cause is kept
+        except Exception as exc:
+            raise _op_error(fun.__name__, args, kwargs, exc) from exc
+
+    return wrapper
 
 
 def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
@@ -187,14 +227,15 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                     plist = [entry] if plist is None else plist + [entry]
             elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
                 others = [a] if others is None else others + [a]
-        if others is not None and any(backend_of(a) is not backend for a in others):
+        if others is not None and any(_backend_of_arg(prim, args, a) is not backend
+                                      for a in others):
             _mismatch(prim, args)
         raw = tuple(raw_list)
         parents = None if plist is None else tuple(plist)
     try:
         ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
-    except GradxError:
-        raise
+    except GradxError as exc:
+        raise _named(prim, args, kwargs, exc)  # noqa: B904 - the cause is kept
     except Exception as exc:
         raise _op_error(prim, args, kwargs, exc) from exc
     rec = _recorder.get()

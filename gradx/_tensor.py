@@ -370,7 +370,12 @@ def _raw_key(t: Tensor, key: Any) -> Any:
             check_same("getitem", t._backend, key._backend)
         return key.data
     if isinstance(key, list):
-        return t._backend.asarray(key)
+        try:
+            return t._backend.asarray(key)
+        except Exception as exc:  # e.g. a list of strings: name the op and the key
+            from ._primitive import _op_error
+
+            raise _op_error("getitem", (t, key), {}, exc) from exc
     return key
 
 

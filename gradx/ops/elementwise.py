@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from .._backend import ns
-from .._primitive import defjvp, defvjp, primitive
+from .._primitive import composed, defjvp, defvjp, primitive
 
 _ew = dict(broadcasts=True)
 _linear = dict(broadcasts=True, saves_args=False, saves_ans=False)
@@ -340,6 +340,7 @@ defvjp(_clip, _clip_vjp)
 defjvp(_clip, _clip_vjp)
 
 
+@composed
 def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:
     """Clamp to [min, max]; bounds that are Tensors get gradients too."""
     from .._tensor import Tensor
@@ -371,6 +372,7 @@ defvjp(_astype, lambda g, ans, x, **kw: _astype(g, dtype=x.dtype))
 defjvp(_astype, lambda t, ans, x, *, dtype, copy=True: _astype(t, dtype=dtype))
 
 
+@composed
 def astype(x: Any, /, dtype: Any, *, copy: bool = True) -> Any:
     """Cast to ``dtype`` (a name such as "float32" or a dtype object); differentiable."""
     if isinstance(dtype, str):

@@ -7,7 +7,7 @@ import string
 from typing import Any
 
 from .._backend import backend_of, ns
-from .._primitive import defjvp, defjvp_argnum, defvjp, defvjp_argnum, primitive
+from .._primitive import composed, defjvp, defjvp_argnum, defvjp, defvjp_argnum, primitive
 from ..errors import ShapeError
 
 
@@ -114,11 +114,13 @@ defvjp_argnum(_einsum, _einsum_vjp)
 defjvp_argnum(_einsum, _einsum_jvp)
 
 
+@composed
 def einsum(subscripts: str, /, *operands: Any) -> Any:
     """Einstein summation; differentiable in every operand (diagonals excepted)."""
     return _einsum(*operands, subscripts=subscripts)
 
 
+@composed
 def tensordot(x: Any, y: Any, /, *, axes: Any = 2) -> Any:
     """Composed from einsum."""
     if isinstance(axes, int):
@@ -137,11 +139,13 @@ def tensordot(x: Any, y: Any, /, *, axes: Any = 2) -> Any:
     return einsum(f"{''.join(xs)},{''.join(ys)}->{''.join(out)}", x, y)
 
 
+@composed
 def vecdot(x: Any, y: Any, /, *, axis: int = -1) -> Any:
     """Dot product along ``axis`` with broadcasting; composed."""
     return sum(x * y, axis=axis)
 
 
+@composed
 def outer(x: Any, y: Any, /) -> Any:
     return reshape(x, (-1, 1)) * reshape(y, (1, -1))
 
@@ -195,6 +199,7 @@ def _norm2_vjp(g, ans, x, *, axis=None, keepdims=False):
 defvjp(_norm2, _norm2_vjp)
 
 
+@composed
 def norm(x: Any, /, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
     """Vector norms of any order, and the Frobenius norm of matrices."""
     if ord in (None, 2, "fro") and not (ord == 2 and axis is not None and not

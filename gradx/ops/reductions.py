@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import ns
-from .._primitive import defjvp, defvjp, primitive
+from .._primitive import composed, defjvp, defvjp, primitive
 from .._shapes import normalize_axis
 
 
@@ -104,6 +104,7 @@ def _var_vjp(g, ans, x, *, axis=None, correction=0.0, keepdims=False):
 defvjp(var, _var_vjp)
 
 
+@composed
 def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Any:
     """Standard deviation; composed as sqrt(var), so its gradient is 0 where var is 0."""
     return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims))
@@ -122,6 +123,7 @@ defvjp(_cumsum, lambda g, ans, x, *, axis: flip(_cumsum(flip(g, axis=axis), axis
 defjvp(_cumsum, lambda t, ans, x, *, axis: _cumsum(t, axis=axis))
 
 
+@composed
 def cumsum(x: Any, /, *, axis: int | None = None) -> Any:
     """Cumulative sum along ``axis`` (over the flattened array when None)."""
     if axis is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import backend_of, ns, resolve
-from .._primitive import defjvp, defvjp, defvjp_argnum, primitive
+from .._primitive import composed, defjvp, defvjp, defvjp_argnum, primitive
 from ..errors import ShapeError
 
 _moves = dict(saves_args="meta", saves_ans=False)
@@ -21,6 +21,7 @@ defjvp(_reshape, lambda t, ans, x, *, shape: _reshape(t, shape=shape))
 reshape_primitive = _reshape
 
 
+@composed
 def reshape(x: Any, /, shape: Any = None, *, copy: bool | None = None) -> Any:
     """Array API reshape; ``shape`` may contain one -1."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -43,11 +44,13 @@ defvjp(_permute_dims, lambda g, ans, x, *, axes: _permute_dims(g, axes=_inverse(
 defjvp(_permute_dims, lambda t, ans, x, *, axes: _permute_dims(t, axes=axes))
 
 
+@composed
 def permute_dims(x: Any, /, axes: Any) -> Any:
     axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
     return _permute_dims(x, axes=axes)
 
 
+@composed
 def moveaxis(x: Any, source: int, destination: int) -> Any:
     order = [i for i in range(x.ndim) if i != source % x.ndim]
     order.insert(destination % x.ndim, source % x.ndim)
@@ -88,6 +91,7 @@ defvjp(_broadcast_to, lambda g, ans, x, *, shape: g)
 defjvp(_broadcast_to, lambda t, ans, x, *, shape: _broadcast_to(t, shape=shape))
 
 
+@composed
 def broadcast_to(x: Any, /, shape: Any) -> Any:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if tuple(x.shape) == shape:
@@ -126,6 +130,7 @@ def _concat_vjp(argnum, g, ans, *arrays, axis=0):
 defvjp_argnum(_concat, _concat_vjp)
 
 
+@composed
 def concat(arrays: Any, /, *, axis: int | None = 0) -> Any:
     """Join tensors along an existing axis (flattened first when axis is None)."""
     arrays = tuple(arrays)
@@ -148,6 +153,7 @@ def _stack_vjp(argnum, g, ans, *arrays, axis=0):
 defvjp_argnum(_stack, _stack_vjp)
 
 
+@composed
 def stack(arrays: Any, /, *, axis: int = 0) -> Any:
     """Join tensors along a new axis."""
     arrays = tuple(arrays)
@@ -156,6 +162,7 @@ def stack(arrays: Any, /, *, axis: int = 0) -> Any:
     return _stack(*arrays, axis=axis)
 
 
+@composed
 def split(x: Any, indices_or_sections: Any, /, *, axis: int = 0) -> list[Any]:
     """NumPy-style split into equal sections or at indices; composed from slicing."""
     n = x.shape[axis]
@@ -163,13 +170,14 @@ def split(x: Any, indices_or_sections: Any, /, *, axis: int = 0) -> list[Any]:
         if n % indices_or_sections:
             raise ShapeError(f"split: axis {axis} of size {n} does not divide into "
                              f"{indices_or_sections} equal sections")
-        step = n // indices_or_sections
-        bounds = list(range(0, n + 1, step))
+        step = n // indices_or_sections  # 0 for an empty axis: that many empty pieces
+        bounds = [i * step for i in range(indices_or_sections + 1)]
     else:
         bounds = [0, *indices_or_sections, n]
     return [_take_along(x, axis, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+@composed
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     from .indexing import getitem
 
@@ -204,6 +212,7 @@ def _tile_vjp(g, ans, x, *, repetitions):
 defvjp(_tile, _tile_vjp)
 
 
+@composed
 def tile(x: Any, /, repetitions: Any) -> Any:
     reps = (repetitions,) if isinstance(repetitions, int) else tuple(repetitions)
     return _tile(x, repetitions=reps)
