@@ -147,14 +147,9 @@ def detect_anomaly() -> Iterator[None]:
 
 # -- backward -------------------------------------------------------------------------
 
-def toposort(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm,
-    no recursion; parents visited in argument order so the order is deterministic)."""
+def count_consumers(roots: list[Node]) -> dict[Node, int]:
+    """For every node below ``roots``, how many recorded uses it has (no recursion)."""
     consumers: dict[Node, int] = {}
-    # each node's parents are counted once: roots deduplicated, and a root that is also
-    # another root's ancestor is not pushed again when reached as a parent
-    roots = list(dict.fromkeys(roots))
-    is_root = set(roots)
     stack = list(roots)
     get = consumers.get
     while stack:
@@ -164,11 +159,17 @@ def toposort(roots: list[Node]) -> list[Node]:
                 c = get(p)
                 if c is None:
                     consumers[p] = 1
-                    if p not in is_root:
-                        stack.append(p)
+                    stack.append(p)
                 else:
                     consumers[p] = c + 1
-    ready = [r for r in roots if r not in consumers]
+    return consumers
+
+
+def toposort(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm;
+    parents visited in argument order so the order is deterministic)."""
+    consumers = count_consumers(roots)
+    ready = [r for r in dict.fromkeys(roots) if r not in consumers]
     order = []
     append = order.append
     while ready:
@@ -212,15 +213,18 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
         grads[key] = seed if key not in grads else grads[key] + seed
         if type(key) is Node:
             root_nodes.append(key)
-    order = toposort(root_nodes)
-    keep = None
-    if inputs is not None:
+    keep = consumers = None
+    if inputs is not None:  # only the part of the graph that leads to the inputs
+        order = toposort(root_nodes)
         targets = {t._node if t._node is not None else t for t in inputs}
         keep = _reaching(order, targets) | targets
         order = [n for n in order if n in keep and n not in targets]
+    else:  # the walk itself releases each node once its last consumer is done
+        consumers = count_consumers(root_nodes)
+        order = [r for r in dict.fromkeys(root_nodes) if r not in consumers]
     token = _grad_enabled.set(create_graph)
     try:
-        _walk(order, grads, keep, create_graph, retain_graph)
+        _walk(order, grads, keep, create_graph, retain_graph, consumers)
     finally:
         _grad_enabled.reset(token)
     if inputs is not None:
@@ -230,11 +234,29 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
 
 
 def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
-          retain_graph: bool) -> None:
+          retain_graph: bool, consumers: dict | None = None) -> None:
+    """Apply each node's VJP rules in reverse topological order: ``order`` as given, or,
+    with ``consumers``, ``order`` as a stack of ready nodes that the walk extends."""
     from ._tensor import Tensor
 
     anomaly = _anomaly.get()
-    for node in order:
+    ready = order if consumers is not None else None
+    order_iter = iter(order) if consumers is None else None
+    while True:
+        if ready is not None:
+            if not ready:
+                break
+            node = ready.pop()
+            for _, parent in node.parents:
+                if type(parent) is Node:
+                    left = consumers[parent] - 1
+                    consumers[parent] = left
+                    if left == 0:
+                        ready.append(parent)
+        else:
+            node = next(order_iter, None)
+            if node is None:
+                break
         g = grads.pop(node, None)
         if g is None:
             continue
