@@ -147,9 +147,14 @@ def detect_anomaly() -> Iterator[None]:
 
 # -- backward -------------------------------------------------------------------------
 
-def count_consumers(roots: list[Node]) -> dict[Node, int]:
-    """For every node below ``roots``, how many recorded uses it has (no recursion)."""
+def toposort(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm,
+    no recursion; parents visited in argument order so the order is deterministic)."""
     consumers: dict[Node, int] = {}
+    # each node's parents are counted once: roots deduplicated, and a root that is also
+    # another root's ancestor is not pushed again when reached as a parent
+    roots = list(dict.fromkeys(roots))
+    is_root = set(roots)
     stack = list(roots)
     get = consumers.get
     while stack:
@@ -159,17 +164,11 @@ def count_consumers(roots: list[Node]) -> dict[Node, int]:
                 c = get(p)
                 if c is None:
                     consumers[p] = 1
-                    stack.append(p)
+                    if p not in is_root:
+                        stack.append(p)
                 else:
                     consumers[p] = c + 1
-    return consumers
-
-
-def toposort(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm;
-    parents visited in argument order so the order is deterministic)."""
-    consumers = count_consumers(roots)
-    ready = [r for r in dict.fromkeys(roots) if r not in consumers]
+    ready = [r for r in roots if r not in consumers]
     order = []
     append = order.append
     while ready:
@@ -213,18 +212,15 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
         grads[key] = seed if key not in grads else grads[key] + seed
         if type(key) is Node:
             root_nodes.append(key)
-    keep = consumers = None
-    if inputs is not None:  # only the part of the graph that leads to the inputs
-        order = toposort(root_nodes)
+    order = toposort(root_nodes)
+    keep = None
+    if inputs is not None:
         targets = {t._node if t._node is not None else t for t in inputs}
         keep = _reaching(order, targets) | targets
         order = [n for n in order if n in keep and n not in targets]
-    else:  # the walk itself releases each node once its last consumer is done
-        consumers = count_consumers(root_nodes)
-        order = [r for r in dict.fromkeys(root_nodes) if r not in consumers]
     token = _grad_enabled.set(create_graph)
     try:
-        _walk(order, grads, keep, create_graph, retain_graph, consumers)
+        _walk(order, grads, keep, create_graph, retain_graph)
     finally:
         _grad_enabled.reset(token)
     if inputs is not None:
@@ -234,29 +230,11 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
 
 
 def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
-          retain_graph: bool, consumers: dict | None = None) -> None:
-    """Apply each node's VJP rules in reverse topological order: ``order`` as given, or,
-    with ``consumers``, ``order`` as a stack of ready nodes that the walk extends."""
+          retain_graph: bool) -> None:
     from ._tensor import Tensor
 
     anomaly = _anomaly.get()
-    ready = order if consumers is not None else None
-    order_iter = iter(order) if consumers is None else None
-    while True:
-        if ready is not None:
-            if not ready:
-                break
-            node = ready.pop()
-            for _, parent in node.parents:
-                if type(parent) is Node:
-                    left = consumers[parent] - 1
-                    consumers[parent] = left
-                    if left == 0:
-                        ready.append(parent)
-        else:
-            node = next(order_iter, None)
-            if node is None:
-                break
+    for node in order:
         g = grads.pop(node, None)
         if g is None:
             continue
