@@ -120,7 +120,12 @@ class Tensor:
         elif isinstance(grad, Tensor):
             grad = grad if create_graph else grad.data
         else:
-            grad = self._backend.asarray(grad, dtype=self.data.dtype)
+            try:
+                grad = self._backend.asarray(grad, dtype=self.data.dtype)
+            except Exception as exc:  # e.g. grad="abc": name the call and the value
+                from ._primitive import _op_error
+
+                raise _op_error("backward", (self, grad), {}, exc) from exc
         if tuple(grad.shape) != self.shape:
             from .errors import ShapeError
 
@@ -295,6 +300,9 @@ class Tensor:
             from ._backend import check_same
 
             check_same("setitem", self._backend, value._backend)
+        elif not (isinstance(value, bool | int | float | complex | list | tuple)
+                  or isinstance(value, self._backend.array_types)):
+            index_update(self, value, key=key)  # raises for an array of another backend
         data = self.data
         if not hasattr(data, "__setitem__"):  # a NumPy scalar from a 0-d result
             data = self._backend.copy(data)
@@ -312,8 +320,10 @@ class Tensor:
             self._rebind(op(self, other))
             return self
         raw = other.data if isinstance(other, Tensor) else other
-        if isinstance(other, Tensor) and other._backend is not self._backend:
-            op(self, other)  # raises the mismatch error
+        if isinstance(other, Tensor) and other._backend is not self._backend or not (
+                isinstance(other, Tensor | bool | int | float | complex)
+                or isinstance(other, self._backend.array_types)):
+            op(self, other)  # raises the error naming the op (other backend or wrong type)
         data = self.data
         result = op(data, raw)
         if hasattr(data, "__setitem__") and result.dtype == data.dtype \

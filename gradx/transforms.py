@@ -14,11 +14,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from ._backend import backend_of
-from ._primitive import defvjp_argnum, primitive
+from ._primitive import _mixed_error, defvjp_argnum, primitive
 from ._tape import Node, _grad_enabled, _wrap_saved, backward, enable_grad, no_grad, toposort
 from ._tensor import Tensor
 from ._tree import flatten, unflatten
-from .errors import GraphError, ShapeError
+from .errors import GradxError, GraphError, ShapeError
 
 _SCALARS = (bool, int, float)
 # True while an outer transform evaluates its function: a leaf it passes in is then tracked
@@ -77,7 +77,7 @@ def _prepare(args: tuple, argnums: tuple[int, ...]) -> tuple[list, list[list[_In
     inputs, treedefs = [], []
     for n in argnums:
         if n >= len(args):
-            raise ShapeError(f"argnums {argnums} refers to argument {n}, but only "
+            raise ShapeError(f"grad: argnums {argnums} refers to argument {n}, but only "
                              f"{len(args)} were passed")
         leaves, tdef = flatten(args[n])
         ins = [_Input(v) for v in leaves]
@@ -94,7 +94,16 @@ def _as_tensor(out: Any, what: str) -> Tensor:
         from .ops.creation import tensor
 
         return tensor(float(out))
-    return Tensor(out)
+    try:
+        return Tensor(out)
+    except GradxError as exc:
+        raise _mixed_error(TypeError)(f"{what} is a {type(out).__name__}, not a Tensor, an "
+                                      "array or a Python number") from exc
+
+
+def _check_fn(f: Any, name: str) -> None:
+    if not callable(f):
+        raise _mixed_error(TypeError)(f"{name}: f must be callable, got {type(f).__name__}")
 
 
 def _ones_like(t: Tensor) -> Any:
@@ -110,6 +119,7 @@ def _value_result(out: Tensor, raw: bool, tracked: bool) -> Any:
 def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
                    has_aux: bool = False) -> Callable:
     """``f``'s value and its gradient with respect to ``argnums`` (f must return a scalar)."""
+    _check_fn(f, "value_and_grad")
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
 
@@ -119,7 +129,7 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
         with _evaluating():
             result = f(*args, **kwargs)
         out, aux = result if has_aux else (result, None)
-        out = _as_tensor(out, "output")
+        out = _as_tensor(out, "grad: the output of f")
         if out.size != 1:
             raise ShapeError(f"grad needs f to return a scalar, got shape {out.shape}; use "
                              "gx.vjp or gx.jacobian for non-scalar outputs")
@@ -162,12 +172,13 @@ def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False)
 def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
     """``(out, vjp_fn)``; ``vjp_fn(cotangent)`` returns one gradient per primal, callable
     many times."""
+    _check_fn(f, "vjp")
     args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
     with _evaluating():
         result = f(*args)
     out, aux = result if has_aux else (result, None)
     out_leaves, out_def = flatten(out)
-    outs = [_as_tensor(o, "output") for o in out_leaves]
+    outs = [_as_tensor(o, "vjp: an output of f") for o in out_leaves]
     flat = [i for ins in inputs for i in ins]
     tracked = any(i.tracked for i in flat)
 
@@ -209,6 +220,7 @@ def _seed(out: Tensor, c: Any, keep_tensor: bool) -> Any:
 def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J @ tangents)`` in one forward pass plus a tangent pass
     over the recorded primitives, using each primitive's JVP rule (or its transposed VJP)."""
+    _check_fn(f, "jvp")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
@@ -220,7 +232,7 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     with _evaluating():
         out = f(*args)
     out_leaves, out_def = flatten(out)
-    outs = [_as_tensor(o, "output") for o in out_leaves]
+    outs = [_as_tensor(o, "jvp: an output of f") for o in out_leaves]
     create = any(i.tracked for i in flat) or any(
         isinstance(t, Tensor) and t.requires_grad for t in tans)
     seeds: dict[Any, Any] = {}
@@ -350,11 +362,15 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, mode: str = "rev")
     columns of JVPs (``"fwd"``)."""
     if mode not in ("rev", "fwd"):
         raise ValueError(f"jacobian: mode must be 'rev' or 'fwd', got {mode!r}")
+    _check_fn(f, "jacobian")
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
 
     @functools.wraps(f)
     def jac(*args: Any) -> Any:
+        if any(n >= len(args) for n in nums):
+            raise ShapeError(f"jacobian: argnums {argnums} refers to an argument beyond the "
+                             f"{len(args)} passed")
         results = [_jacobian_one(f, args, n, mode) for n in nums]
         return results[0] if single else tuple(results)
 
@@ -438,7 +454,7 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     if len(tans) != len(flat):
         raise ShapeError("hvp: tangents must have the same structure as primals")
     with _evaluating():
-        out = _as_tensor(f(*args), "output")
+        out = _as_tensor(f(*args), "hvp: the output of f")
     if out.size != 1:
         raise ShapeError(f"hvp needs f to return a scalar, got shape {out.shape}")
     create = any(i.tracked for i in flat) or any(
@@ -471,6 +487,7 @@ def checkpoint(f: Callable) -> Callable:
     """Run ``f`` without keeping its interior; recompute it during backward to save memory.
 
     ``f`` takes Tensors and returns one Tensor."""
+    _check_fn(f, "checkpoint")
 
     @functools.wraps(f)
     def wrapped(*args: Any) -> Any:

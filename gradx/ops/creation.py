@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from .._backend import backend_of, get_backend, resolve
+from .._primitive import composed
 
 _default_dtype: ContextVar[str | None] = ContextVar("gradx_default_dtype", default=None)
 _global_dtype = ["float32"]
@@ -56,12 +57,14 @@ def _float_or(dtype: Any, backend: Any) -> Any:
     return backend.dtype(get_default_dtype() if dtype is None else dtype)
 
 
+@composed
 def tensor(data: Any, dtype: Any = None, *, requires_grad: bool = False,
            backend: Any = None) -> Any:
     """A new leaf tensor (a copy). Python floats take the default dtype; arrays keep theirs."""
     return _as_tensor(data, dtype, requires_grad, backend, copy=True)
 
 
+@composed
 def asarray(data: Any, dtype: Any = None, *, requires_grad: bool = False,
             backend: Any = None, copy: bool | None = None) -> Any:
     """Like :func:`tensor` but shares memory when it can."""
@@ -113,21 +116,25 @@ def _make(fill: str, shape: Any, dtype: Any, backend: Any, requires_grad: bool,
     return Tensor._make(raw, b, None, False, [0]).requires_grad_(requires_grad)
 
 
+@composed
 def zeros(shape: Any, dtype: Any = None, *, backend: Any = None,
           requires_grad: bool = False) -> Any:
     return _make("zeros", shape, dtype, backend, requires_grad)
 
 
+@composed
 def ones(shape: Any, dtype: Any = None, *, backend: Any = None,
          requires_grad: bool = False) -> Any:
     return _make("ones", shape, dtype, backend, requires_grad)
 
 
+@composed
 def empty(shape: Any, dtype: Any = None, *, backend: Any = None,
           requires_grad: bool = False) -> Any:
     return _make("empty", shape, dtype, backend, requires_grad)
 
 
+@composed
 def full(shape: Any, fill_value: Any, dtype: Any = None, *, backend: Any = None,
          requires_grad: bool = False) -> Any:
     from .._tensor import Tensor
@@ -142,6 +149,7 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, *, backend: Any = None,
     return Tensor._make(raw, b, None, False, [0]).requires_grad_(requires_grad)
 
 
+@composed
 def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None,
         backend: Any = None) -> Any:
     from .._tensor import Tensor
@@ -151,6 +159,7 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
                         False, [0])
 
 
+@composed
 def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
            backend: Any = None) -> Any:
     """Like the Array API's arange; integer arguments give int64, floats the default dtype."""
@@ -164,6 +173,7 @@ def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
     return Tensor._make(raw, b, None, False, [0])
 
 
+@composed
 def linspace(start: float, stop: float, /, num: int, *, dtype: Any = None,
              backend: Any = None, endpoint: bool = True) -> Any:
     from .._tensor import Tensor
@@ -184,18 +194,22 @@ def _like(fill: str, x: Any, dtype: Any, *extra: Any) -> Any:
     return getattr(xp, fill)(x, *extra, dtype=dtype)
 
 
+@composed
 def zeros_like(x: Any, /, *, dtype: Any = None) -> Any:
     """Zeros shaped like ``x``: a Tensor for a Tensor, a raw array for a raw array."""
     return _like("zeros_like", x, dtype)
 
 
+@composed
 def ones_like(x: Any, /, *, dtype: Any = None) -> Any:
     return _like("ones_like", x, dtype)
 
 
+@composed
 def empty_like(x: Any, /, *, dtype: Any = None) -> Any:
     return _like("empty_like", x, dtype)
 
 
+@composed
 def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None) -> Any:
     return _like("full_like", x, dtype, fill_value)
