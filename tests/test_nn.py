@@ -308,3 +308,20 @@ def test_to_moves_parameters_buffers_and_grads(backend):
     assert all(p.grad.backend.name == backend and p.is_leaf and p.requires_grad
                for p in net.parameters())
     np.testing.assert_allclose(net(gx.tensor(x)).numpy(), ref, rtol=1e-6)
+
+
+def test_to_the_same_backend_keeps_parameters(backend):
+    net = Net()
+    before = list(net.parameters())
+    net.to(backend)
+    assert all(a is b for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_to_keeps_tied_parameters_tied(backend):
+    with gx.use_backend("numpy"):
+        a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+        b.weight = a.weight  # two modules, one weight
+        net = nn.Sequential(a, nn.Tanh(), b)
+    net.to(backend)
+    assert net[0].weight is net[2].weight and net[0].weight.backend.name == backend
+    assert len(list(net.parameters())) == 3

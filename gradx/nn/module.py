@@ -217,18 +217,27 @@ class Module:
 
     def to(self, backend: Any) -> Module:
         """Move every parameter, gradient and buffer to ``backend`` (a name, Backend or
-        namespace). Parameters are new tensors afterwards: create optimizers after moving."""
+        namespace). Moved parameters are new tensors: create optimizers after moving."""
+        done: dict[int, Any] = {}  # a tied parameter stays one tensor after the move
         for mod in self.modules():
             for name, p in mod._parameters.items():
                 if p is None:
                     continue
-                moved = p.detach().to(backend).requires_grad_(p.requires_grad)
+                if id(p) in done:
+                    mod._parameters[name] = done[id(p)]
+                    continue
+                moved = p.detach().to(backend)
+                if moved.backend is p.backend:
+                    continue  # already there: keep the parameter itself
+                moved.requires_grad_(p.requires_grad)
                 if p.grad is not None:
                     moved.grad = p.grad.detach().to(backend)
-                mod._parameters[name] = moved
+                mod._parameters[name] = done[id(p)] = moved
             for name, b in mod._buffers.items():
                 if b is not None:
-                    mod._buffers[name] = b.detach().to(backend)
+                    moved = b.detach().to(backend)
+                    if moved.backend is not b.backend:
+                        mod._buffers[name] = moved
         return self
 
     # -- state -------------------------------------------------------------------------
