@@ -26,6 +26,32 @@ def test_nn_rows_reach_the_gradient_table():
     assert {r["name"] for r in NN_ROWS} <= names
 
 
+# composed functions need no rules; check that their gradients (and second order) are right
+_LAB = np.array([2, 0, 3])
+COMPOSED = [
+    ("cross_entropy", lambda x: F.cross_entropy(x, gx.tensor(_LAB), label_smoothing=0.2),
+     [(3, 4)]),
+    ("bce_logits", lambda x, y: F.binary_cross_entropy_with_logits(x, gx.sigmoid(y)),
+     [(2, 3), (2, 3)]),
+    ("bce_pos_weight", lambda x, w: F.binary_cross_entropy_with_logits(
+        x, gx.ones_like(x) * 0.3, pos_weight=w * w), [(2, 3), (3,)]),
+    ("mse_loss", F.mse_loss, [(2, 3), (2, 3)]),
+    ("gelu", F.gelu, [(2, 3)]),
+    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), [(2, 3)]),
+    ("silu", F.silu, [(4,)]),
+    ("linear", F.linear, [(2, 3), (4, 3), (4,)]),
+    ("layer_norm", lambda x, w, b: F.layer_norm(x, 4, w, b), [(3, 4), (4,), (4,)]),
+]
+
+
+@pytest.mark.parametrize("case", COMPOSED, ids=[c[0] for c in COMPOSED])
+def test_composed_gradients(backend, case):
+    _, fn, shapes = case
+    rng = np.random.default_rng(2)
+    xs = [gx.tensor(rng.standard_normal(s)) for s in shapes]
+    gx.testing.check_grads(fn, *xs, order=2)
+
+
 # -- stability at magnitude 1e4 in float32 ---------------------------------------------
 
 BIG = [1e4, -1e4, 0.0, 3.0]

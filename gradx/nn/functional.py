@@ -97,6 +97,7 @@ def sigmoid(x: Any, /) -> Any:
 
 
 def tanh(x: Any, /) -> Any:
+    """The core's tanh, here so activations can be picked from one namespace."""
     return gx.tanh(x)
 
 
@@ -161,9 +162,11 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Any:
     return out if bias is None else out + bias
 
 
-def layer_norm(x: Any, normalized_shape: tuple[int, ...], weight: Any = None,
+def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
                bias: Any = None, eps: float = 1e-5) -> Any:
     """Normalize over the trailing ``normalized_shape`` axes (biased variance)."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
     k = len(normalized_shape)
     if tuple(x.shape[x.ndim - k:]) != tuple(normalized_shape):
         raise ShapeError(
