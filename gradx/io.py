@@ -77,7 +77,13 @@ def load(path: str | os.PathLike, backend: Any = None) -> Any:
     backend when None), whatever backend saved them."""
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        npz = np.load(path, allow_pickle=False)
+        if not hasattr(npz, "files"):  # a single .npy array
+            raise CheckpointError(
+                f"{path!r} holds a single NumPy array, not a gradx checkpoint; read it with "
+                "numpy.load, or write checkpoints with gx.save"
+            )
+        with npz:
             if _META not in npz.files:
                 raise CheckpointError(
                     f"{path!r} is an .npz archive but not a gradx checkpoint (no {_META!r} "

@@ -130,6 +130,11 @@ def _garbage(path):
     path.write_bytes(b"not a checkpoint at all\n" * 10)
 
 
+def _plain_npy(path):
+    with open(path, "wb") as f:
+        np.save(f, np.ones(3))
+
+
 def _bad_metadata(path):
     with zipfile.ZipFile(path, "w") as z, z.open("__gradx__.npy", "w") as f:
         np.lib.format.write_array(f, np.frombuffer(b'{"format": "other"}', np.uint8))
@@ -138,6 +143,7 @@ def _bad_metadata(path):
 DAMAGED = [
     ("truncated", _truncated, "truncated or not a gradx checkpoint"),
     ("foreign-npz", _foreign_npz, "not a gradx checkpoint"),
+    ("plain-npy", _plain_npy, "single NumPy array"),
     ("garbage", _garbage, "truncated or not a gradx checkpoint"),
     ("bad-metadata", _bad_metadata, "unknown format"),
 ]
