@@ -38,14 +38,18 @@ from ._tape import detect_anomaly, enable_grad, is_grad_enabled, no_grad  # noqa
 from ._tensor import Tensor  # noqa: E402
 from .errors import (  # noqa: E402
     AnomalyError,
+    ArgumentError,
     BackendMismatchError,
     BackendUnavailableError,
+    CheckpointError,
     DTypeError,
     GradxError,
     GraphError,
     NotDifferentiableError,
     OpError,
+    OptimizerError,
     ShapeError,
+    StateDictError,
 )
 from .ops.creation import (  # noqa: E402
     arange,

@@ -37,6 +37,22 @@ class OpError(GradxError, RuntimeError):
     """An op's implementation or rule failed; wraps the backend's exception."""
 
 
+class ArgumentError(GradxError, ValueError):
+    """A value outside what the function accepts (a reduction name, a probability, a label)."""
+
+
+class StateDictError(GradxError, ValueError):
+    """A state dict whose keys or shapes do not fit the module it is loaded into."""
+
+
+class OptimizerError(GradxError, ValueError):
+    """A bad hyperparameter, parameter group, or optimizer state dict."""
+
+
+class CheckpointError(GradxError, ValueError):
+    """A file that is not a readable gradx checkpoint, or an object that cannot be saved."""
+
+
 class AnomalyError(GradxError, FloatingPointError):
     """NaN or infinity appeared under ``detect_anomaly``."""
 

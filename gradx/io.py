@@ -20,15 +20,11 @@ import numpy as np
 
 import gradx as gx
 
-from .errors import GradxError
+from .errors import CheckpointError
 
 _META = "__gradx__"
 _FORMAT = "gradx-checkpoint"
 _VERSION = 1
-
-
-class CheckpointError(GradxError, ValueError):
-    """A file that is not a readable gradx checkpoint, or an object that cannot be saved."""
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:

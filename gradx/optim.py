@@ -13,11 +13,7 @@ from typing import Any
 
 import gradx as gx
 
-from .errors import BackendMismatchError, GradxError
-
-
-class OptimizerError(GradxError, ValueError):
-    """A bad hyperparameter, parameter group, or optimizer state dict."""
+from .errors import BackendMismatchError, OptimizerError
 
 
 class Optimizer:

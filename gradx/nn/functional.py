@@ -13,13 +13,9 @@ from typing import Any
 import gradx as gx
 
 from .._primitive import defjvp, defvjp, primitive
-from ..errors import DTypeError, GradxError, ShapeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-class ArgumentError(GradxError, ValueError):
-    """A value outside what the function accepts (a reduction name, a probability, a label)."""
 
 
 # -- primitives ------------------------------------------------------------------------

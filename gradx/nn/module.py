@@ -14,11 +14,7 @@ import numpy as np
 
 import gradx as gx
 
-from ..errors import GradxError, ShapeError
-
-
-class StateDictError(GradxError, ValueError):
-    """A state dict whose keys or shapes do not fit the module it is loaded into."""
+from ..errors import ShapeError, StateDictError
 
 
 class IncompatibleKeys(NamedTuple):
