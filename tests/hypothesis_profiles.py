@@ -15,7 +15,7 @@ try:
 except ImportError:  # the property tests then fail at import with the reason
     settings = None
 
-CI_EXAMPLES = 25
+CI_EXAMPLES = 50
 LONG_EXAMPLES = 1000
 
 if settings is not None:

@@ -17,8 +17,7 @@ from hypothesis_profiles import examples
 
 import gradx as gx
 
-# -- ops: name -> (number of pool operands, params drawer) ---------------------------------
-# A drawer gets (draw, shapes of the operands, rng) and returns params or None (not applicable).
+# Building blocks; functions that grow fast get their input squashed, so values stay O(1).
 
 UNARY = {
     "sin": gx.sin, "cos": gx.cos, "tanh": gx.tanh, "sigmoid": gx.sigmoid, "atan": gx.atan,
@@ -44,15 +43,13 @@ REDUCTIONS = {"sum": gx.sum, "mean": gx.mean, "prod": gx.prod, "logsumexp": gx.l
 
 
 def _axes(draw, ndim):
-    if ndim == 0:
-        return None
-    kind = draw(st.sampled_from(["one", "none", "many"]))
-    if kind == "none":
-        return None
+    kind = draw(st.sampled_from(["one", "none", "many"])) if ndim else "none"
     if kind == "one":
         return draw(st.integers(-ndim, ndim - 1))
-    picked = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
-    return tuple(picked)
+    if kind == "many":
+        return tuple(draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim,
+                                   unique=True)))
+    return None
 
 
 def _shape_like(draw, shape):
@@ -107,7 +104,7 @@ def draw_step(draw, shapes, rng):
     if op in ("binary", "binary_const", "where"):
         fn = draw(st.sampled_from(sorted(BINARY)))
         if op == "binary":
-            ok = [j for j in newest_first if _broadcasts(s, shapes[j])]
+            ok = [j for j in newest_first if _fits(np.add, s, shapes[j])]
             j = draw(st.sampled_from(ok))  # i itself is always there: fan-out
             return op, (i, j), {"fn": fn, "swap": draw(st.booleans())}
         other = _const(rng, _shape_like(draw, s))
@@ -125,8 +122,6 @@ def draw_step(draw, shapes, rng):
         if op == "reshape":
             return op, (i,), {"shape": (1, 1)}
         return None
-    if op == "cumsum":
-        return op, (i,), {"axis": draw(st.one_of(st.none(), st.integers(-nd, nd - 1)))}
     if op == "reshape":
         size = int(np.prod(s))
         target = draw(st.sampled_from([(-1,), s[::-1], (1,) + s, (size, 1)]))
@@ -141,7 +136,7 @@ def draw_step(draw, shapes, rng):
     if op == "broadcast":
         new = tuple(2 if d == 1 and draw(st.booleans()) else d for d in s)
         return op, (i,), {"shape": (draw(st.integers(1, 2)),) + new}
-    if op == "flip":
+    if op in ("cumsum", "flip"):
         return op, (i,), {"axis": draw(st.one_of(st.none(), st.integers(-nd, nd - 1)))}
     if op in ("concat", "stack"):
         axis = draw(st.integers(-nd, nd - 1))
@@ -152,8 +147,8 @@ def draw_step(draw, shapes, rng):
             ok = [j for j in newest_first if shapes[j] == s]
         return op, (i, draw(st.sampled_from(ok))), {"axis": axis}
     if op == "tile":
-        reps = tuple(draw(st.lists(st.integers(1, 2), min_size=1, max_size=nd + 1)))
-        return op, (i,), {"reps": reps}
+        return op, (i,), {"reps": tuple(draw(st.lists(st.integers(1, 2), min_size=1,
+                                                      max_size=nd + 1)))}
     if op == "getitem":
         return op, (i,), {"key": _key(draw, s, rng)}
     if op == "take":
@@ -200,10 +195,6 @@ def draw_step(draw, shapes, rng):
     if op == "outer":
         return op, (i, draw(st.sampled_from(newest_first))), {}
     return op, (i,), {}  # to_backend, checkpoint
-
-
-def _broadcasts(a, b):
-    return _fits(np.add, a, b)
 
 
 def _fits(op, a, b):
@@ -319,8 +310,7 @@ def programs(draw, min_steps=1, max_steps=6):
                 continue
             steps.append(step)
             pool.append(apply_step(step, pool))
-        event(f"{len(steps)} steps")
-        for step in steps:
+        for step in steps:  # shown by --hypothesis-show-statistics
             event(f"op {step[0]}")
         assume(steps)
         n = len(pool)
