@@ -43,39 +43,9 @@ defvjp(_softplus, lambda g, ans, x: g * gx.sigmoid(x))
 defjvp(_softplus, lambda t, ans, x: t * gx.sigmoid(x))
 
 
-def _shift(xp: Any, x: Any, axis: int) -> Any:
-    """x minus its max along ``axis``; rows whose max is infinite are not shifted."""
-    m = xp.max(x, axis=axis, keepdims=True)
-    return x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-
-
-@primitive(saves_args=False)
-def log_softmax(x: Any, /, *, axis: int = -1) -> Any:
-    """log(softmax(x)) computed as (x - max) - log(sum(exp(x - max))): finite for any
-    finite logits, where the composition overflows at |x| of about 90 in float32."""
-    xp = gx.array_namespace(x)
-    z = _shift(xp, x, axis)
-    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
-
-
-defvjp(log_softmax,
-       lambda g, ans, x, *, axis=-1: g - gx.exp(ans) * gx.sum(g, axis=axis, keepdims=True))
-defjvp(log_softmax,
-       lambda t, ans, x, *, axis=-1: t - gx.sum(gx.exp(ans) * t, axis=axis, keepdims=True))
-
-
-@primitive(saves_args=False)
-def softmax(x: Any, /, *, axis: int = -1) -> Any:
-    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so nothing overflows."""
-    xp = gx.array_namespace(x)
-    e = xp.exp(_shift(xp, x, axis))
-    return e / xp.sum(e, axis=axis, keepdims=True)
-
-
-defvjp(softmax,
-       lambda g, ans, x, *, axis=-1: ans * (g - gx.sum(g * ans, axis=axis, keepdims=True)))
-defjvp(softmax,
-       lambda t, ans, x, *, axis=-1: ans * (t - gx.sum(t * ans, axis=axis, keepdims=True)))
+# softmax and log_softmax are core primitives (logsumexp's rules use softmax)
+softmax = gx.softmax
+log_softmax = gx.log_softmax
 
 
 # -- activations -----------------------------------------------------------------------

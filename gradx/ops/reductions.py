@@ -147,21 +147,48 @@ def logsumexp(x, /, *, axis=None, keepdims=False):
     return out
 
 
-def _softmax(x, axis):
-    """exp(x - logsumexp(x)) shifted by the max instead: at |x| ~ 1e4 (float32) or 1e300
-    (float64) ans = m + log(sum) is rounded to m's precision and x - ans keeps that error
-    (two tied maxima then got weight 1 each instead of 0.5)."""
-    from .._tensor import Tensor
-
-    m = max(x.detach() if isinstance(x, Tensor) else x, axis=axis, keepdims=True)
-    e = exp(x - where(isfinite(m), m, 0.0))
-    return e / sum(e, axis=axis, keepdims=True)
+def _shift(xp: Any, x: Any, axis: Any) -> Any:
+    """x minus its max along ``axis``; rows whose max is infinite are not shifted."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    return x - xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
+@primitive(saves_args=False)
+def log_softmax(x, /, *, axis=-1):
+    """log(softmax(x)) computed as (x - max) - log(sum(exp(x - max))): finite for any
+    finite logits, where the composition overflows at |x| of about 90 in float32."""
+    xp = ns(x)
+    z = _shift(xp, x, axis)
+    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
+
+defvjp(log_softmax,
+       lambda g, ans, x, *, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+defjvp(log_softmax,
+       lambda t, ans, x, *, axis=-1: t - sum(exp(ans) * t, axis=axis, keepdims=True))
+
+
+@primitive(saves_args=False)
+def softmax(x, /, *, axis=-1):
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so nothing overflows."""
+    xp = ns(x)
+    e = xp.exp(_shift(xp, x, axis))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+defvjp(softmax,
+       lambda g, ans, x, *, axis=-1: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
+defjvp(softmax,
+       lambda t, ans, x, *, axis=-1: ans * (t - sum(t * ans, axis=axis, keepdims=True)))
+
+
+# softmax, not exp(x - ans): at |x| ~ 1e4 (float32) or 1e300 (float64) ans = m + log(sum)
+# is rounded to m's precision and x - ans keeps that error (two tied maxima would get
+# weight 1 each instead of 0.5); one primitive, so create_graph records one node
 defvjp(logsumexp, lambda g, ans, x, *, axis=None, keepdims=False:
-       _expand(g, x, axis, keepdims) * _softmax(x, axis))
+       _expand(g, x, axis, keepdims) * softmax(x, axis=axis))
 defjvp(logsumexp, lambda t, ans, x, *, axis=None, keepdims=False:
-       sum(t * _softmax(x, axis), axis=axis, keepdims=keepdims))
+       sum(t * softmax(x, axis=axis), axis=axis, keepdims=keepdims))
 
 
 def _arg(name: str) -> Any:
@@ -182,5 +209,5 @@ def argsort(x, /, *, axis=-1, descending=False, stable=True):
     return ns(x).argsort(-x if descending else x, axis=axis, stable=stable)
 
 
-from .elementwise import astype, equal, exp, isfinite, sqrt, where  # noqa: E402
+from .elementwise import astype, equal, exp, sqrt, where  # noqa: E402
 from .shape import broadcast_to, flip, reshape  # noqa: E402
