@@ -36,6 +36,7 @@ from ._primitive import (  # noqa: E402
 )
 from ._tape import detect_anomaly, enable_grad, is_grad_enabled, no_grad  # noqa: E402
 from ._tensor import Tensor  # noqa: E402
+from .checkpoint import checkpoint  # noqa: E402
 from .errors import (  # noqa: E402
     AnomalyError,
     ArgumentError,
@@ -50,6 +51,20 @@ from .errors import (  # noqa: E402
     OptimizerError,
     ShapeError,
     StateDictError,
+)
+from .ops.comparison import (  # noqa: E402
+    equal,
+    greater,
+    greater_equal,
+    isfinite,
+    isinf,
+    isnan,
+    less,
+    less_equal,
+    logical_and,
+    logical_not,
+    logical_or,
+    not_equal,
 )
 from .ops.creation import (  # noqa: E402
     arange,
@@ -82,27 +97,15 @@ from .ops.elementwise import (  # noqa: E402
     cos,
     cosh,
     divide,
-    equal,
     exp,
     expm1,
     floor,
-    greater,
-    greater_equal,
-    isfinite,
-    isinf,
-    isnan,
-    less,
-    less_equal,
     log,
     log1p,
-    logical_and,
-    logical_not,
-    logical_or,
     maximum,
     minimum,
     multiply,
     negative,
-    not_equal,
     positive,
     pow,
     round,
@@ -151,7 +154,6 @@ from .ops.shape import (  # noqa: E402
     unstack,
 )
 from .transforms import (  # noqa: E402
-    checkpoint,
     grad,
     hessian,
     hvp,

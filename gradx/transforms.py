@@ -14,11 +14,13 @@ from contextvars import ContextVar
 from typing import Any
 
 from ._backend import backend_of
-from ._primitive import _mixed_error, defvjp_argnum, primitive
-from ._tape import Node, _grad_enabled, _wrap_saved, backward, enable_grad, no_grad, toposort
+from ._forward import push_forward
+from ._primitive import _mixed_error
+from ._tape import _grad_enabled, backward, enable_grad
 from ._tensor import Tensor
 from ._tree import flatten, unflatten
-from .errors import GradxError, GraphError, ShapeError
+from .errors import GradxError, ShapeError
+from .ops.elementwise import positive
 
 _SCALARS = (bool, int, float)
 # True while an outer transform evaluates its function: a leaf it passes in is then tracked
@@ -242,7 +244,7 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
         seeds[key] = t
     token = _grad_enabled.set(create)
     try:
-        tangent = _push_forward(outs, seeds, create)
+        tangent = push_forward(outs, seeds, create)
     finally:
         _grad_enabled.reset(token)
     raw = all(i.raw for i in flat)
@@ -279,80 +281,6 @@ def _tangent_value(x: Tensor, t: Any, create: bool) -> Any:
 
         raw = astype(raw, dtype=x.dtype)
     return raw
-
-
-def _push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
-    roots = [o._node for o in outs if o._node is not None]
-    tangents = dict(seeds)
-    for node in reversed(toposort(roots)):
-        if node in tangents:
-            continue
-        total = None
-        args = ans = None
-        for argnum, parent in node.parents:
-            tp = tangents.get(parent)
-            if tp is None:
-                continue
-            if args is None:
-                if node.args is None:
-                    raise GraphError(f"jvp through '{node.prim.name}': its saved values were "
-                                     "freed by an earlier backward")
-                args, ans = _wrap_saved(node, Tensor) if create else (node.args, node.ans)
-            c = _jvp_one(node, argnum, parent, tp, args, ans)
-            total = c if total is None else total + c
-        if total is not None:
-            tangents[node] = total
-    return [tangents.get(o._node if o._node is not None else o) for o in outs]
-
-
-def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: Any) -> Any:
-    prim = node.prim
-    rule = prim.jvps.get(argnum)
-    if rule is not None:
-        c = rule(tp, ans, *args, **node.kwargs)
-    elif prim.jvp_argnum is not None:
-        c = prim.jvp_argnum(argnum, tp, ans, *args, **node.kwargs)
-    else:
-        c = _transposed_vjp(node, argnum, parent, tp, args, ans)
-    if tuple(c.shape) != node.shape:
-        from .ops.shape import broadcast_to
-
-        c = broadcast_to(c, node.shape)
-    if c.dtype != node.dtype:
-        from .ops.elementwise import astype
-
-        c = astype(c, dtype=node.dtype)
-    return c
-
-
-def _transposed_vjp(node: Node, argnum: int, parent: Any, tp: Any, args: tuple,
-                    ans: Any) -> Any:
-    """J t from the VJP rule: the rule is linear in g, so its VJP in g is the JVP."""
-    from ._tape import _fit
-
-    prim = node.prim
-    rule = prim.vjps.get(argnum)
-    if rule is None and prim.vjp_argnum is None:
-        from .errors import NotDifferentiableError
-
-        raise NotDifferentiableError(f"'{prim.name}' has no JVP or VJP rule for argument "
-                                     f"{argnum}")
-    g = Tensor._make(node.backend.xp.zeros(node.shape, dtype=node.dtype), node.backend, None,
-                     True, [0])
-    with enable_grad():
-        if rule is not None:
-            ct = rule(g, ans, *args, **node.kwargs)
-        else:
-            ct = prim.vjp_argnum(argnum, g, ans, *args, **node.kwargs)
-        ct = _fit(ct, parent, prim, argnum)
-        if not isinstance(ct, Tensor) or not ct.requires_grad:
-            return node.backend.xp.zeros(node.shape, dtype=node.dtype)
-        (res,) = backward([ct], [tp], retain_graph=True, create_graph=True, inputs=[g])
-    if res is None:
-        return node.backend.xp.zeros(node.shape, dtype=node.dtype)
-    if not _grad_enabled.get() and isinstance(res, Tensor):
-        return res.data
-    return res
 
 
 # -- derived transforms ---------------------------------------------------------------
@@ -468,7 +396,7 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     live = [g for g in grads if g is not None]
     token = _grad_enabled.set(create)
     try:
-        pushed = iter(_push_forward(live, seeds, create))
+        pushed = iter(push_forward(live, seeds, create))
     finally:
         _grad_enabled.reset(token)
     results = iter([None if g is None else next(pushed) for g in grads])
@@ -480,58 +408,4 @@ def stop_gradient(x: Any) -> Any:
     """``x`` treated as a constant by every transform."""
     return x.detach() if isinstance(x, Tensor) else x
 
-
-# -- checkpoint -----------------------------------------------------------------------
-
-def checkpoint(f: Callable) -> Callable:
-    """Run ``f`` without keeping its interior; recompute it during backward to save memory.
-
-    ``f`` takes Tensors and returns one Tensor."""
-    _check_fn(f, "checkpoint")
-
-    @functools.wraps(f)
-    def wrapped(*args: Any) -> Any:
-        tensors = [a for a in args if isinstance(a, Tensor)]
-        if not (_grad_enabled.get() and any(t.requires_grad for t in tensors)):
-            return f(*args)
-        slots = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-        return _checkpoint_call(*tensors, fn=f, args=args, slots=tuple(slots), cache={})
-
-    return wrapped
-
-
-@primitive(name="checkpoint", saves_ans=False)
-def _checkpoint_call(*tensors, fn, args, slots, cache):
-    call = list(args)
-    for s, t in zip(slots, tensors, strict=True):
-        call[s] = Tensor(t)
-    with no_grad():
-        out = fn(*call)
-    if not isinstance(out, Tensor):
-        raise ShapeError("checkpoint: f must return a single Tensor")
-    return out.data
-
-
-def _checkpoint_vjp(argnum, g, ans, *tensors, fn, args, slots, cache):
-    key = id(g)
-    if cache.get("key") != key:
-        def inner(*ts: Any) -> Any:
-            call = list(args)
-            for s, t in zip(slots, ts, strict=True):
-                call[s] = t
-            return fn(*call)
-
-        primals = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
-        _, vjp_fn = vjp(inner, *primals)
-        cache["grads"] = vjp_fn(g)
-        cache["key"] = key
-        cache["g"] = g  # keep g alive so its id stays unique while cached
-    result = cache["grads"][argnum]
-    return result if isinstance(g, Tensor) else (result.data if isinstance(result, Tensor)
-                                                 else result)
-
-
-defvjp_argnum(_checkpoint_call, _checkpoint_vjp)
-
-from .ops.elementwise import positive  # noqa: E402
 

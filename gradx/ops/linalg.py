@@ -224,6 +224,7 @@ def norm(x: Any, /, ord: Any = None, axis: Any = None, keepdims: bool = False) -
 
 
 
-from .elementwise import abs, astype, greater, not_equal, where  # noqa: E402
+from .comparison import greater, not_equal  # noqa: E402
+from .elementwise import abs, astype, where  # noqa: E402
 from .reductions import _expand, max, min, sum  # noqa: E402
 from .shape import broadcast_to, expand_dims, reshape, squeeze  # noqa: E402

@@ -209,5 +209,6 @@ def argsort(x, /, *, axis=-1, descending=False, stable=True):
     return ns(x).argsort(-x if descending else x, axis=axis, stable=stable)
 
 
-from .elementwise import astype, equal, exp, sqrt, where  # noqa: E402
+from .comparison import equal  # noqa: E402
+from .elementwise import astype, exp, sqrt, where  # noqa: E402
 from .shape import broadcast_to, flip, reshape  # noqa: E402

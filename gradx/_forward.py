@@ -1,0 +1,87 @@
+"""Forward mode over the tape: push tangents from inputs through recorded primitives.
+
+Each primitive's JVP rule gives its output tangent; a primitive without one uses its VJP
+rule transposed (the VJP is linear in ``g``, so its VJP in ``g`` is the JVP).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._tape import Node, _grad_enabled, _wrap_saved, backward, enable_grad, toposort
+from ._tensor import Tensor
+from .errors import GraphError
+
+
+def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
+    roots = [o._node for o in outs if o._node is not None]
+    tangents = dict(seeds)
+    for node in reversed(toposort(roots)):
+        if node in tangents:
+            continue
+        total = None
+        args = ans = None
+        for argnum, parent in node.parents:
+            tp = tangents.get(parent)
+            if tp is None:
+                continue
+            if args is None:
+                if node.args is None:
+                    raise GraphError(f"jvp through '{node.prim.name}': its saved values were "
+                                     "freed by an earlier backward")
+                args, ans = _wrap_saved(node, Tensor) if create else (node.args, node.ans)
+            c = _jvp_one(node, argnum, parent, tp, args, ans)
+            total = c if total is None else total + c
+        if total is not None:
+            tangents[node] = total
+    return [tangents.get(o._node if o._node is not None else o) for o in outs]
+
+
+def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: Any) -> Any:
+    prim = node.prim
+    rule = prim.jvps.get(argnum)
+    if rule is not None:
+        c = rule(tp, ans, *args, **node.kwargs)
+    elif prim.jvp_argnum is not None:
+        c = prim.jvp_argnum(argnum, tp, ans, *args, **node.kwargs)
+    else:
+        c = _transposed_vjp(node, argnum, parent, tp, args, ans)
+    if tuple(c.shape) != node.shape:
+        from .ops.shape import broadcast_to
+
+        c = broadcast_to(c, node.shape)
+    if c.dtype != node.dtype:
+        from .ops.elementwise import astype
+
+        c = astype(c, dtype=node.dtype)
+    return c
+
+
+def _transposed_vjp(node: Node, argnum: int, parent: Any, tp: Any, args: tuple,
+                    ans: Any) -> Any:
+    """J t from the VJP rule: the rule is linear in g, so its VJP in g is the JVP."""
+    from ._tape import _fit
+
+    prim = node.prim
+    rule = prim.vjps.get(argnum)
+    if rule is None and prim.vjp_argnum is None:
+        from .errors import NotDifferentiableError
+
+        raise NotDifferentiableError(f"'{prim.name}' has no JVP or VJP rule for argument "
+                                     f"{argnum}")
+    g = Tensor._make(node.backend.xp.zeros(node.shape, dtype=node.dtype), node.backend, None,
+                     True, [0])
+    with enable_grad():
+        if rule is not None:
+            ct = rule(g, ans, *args, **node.kwargs)
+        else:
+            ct = prim.vjp_argnum(argnum, g, ans, *args, **node.kwargs)
+        ct = _fit(ct, parent, prim, argnum)
+        if not isinstance(ct, Tensor) or not ct.requires_grad:
+            return node.backend.xp.zeros(node.shape, dtype=node.dtype)
+        (res,) = backward([ct], [tp], retain_graph=True, create_graph=True, inputs=[g])
+    if res is None:
+        return node.backend.xp.zeros(node.shape, dtype=node.dtype)
+    if not _grad_enabled.get() and isinstance(res, Tensor):
+        return res.data
+    return res
