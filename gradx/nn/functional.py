@@ -163,8 +163,17 @@ def _reduce(loss: Any, reduction: str, op: str) -> Any:
     raise ArgumentError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _require_arrays(op: str, **named: Any) -> None:
+    """A loss's inputs must be Tensors or arrays; say which one is not, and what it is."""
+    for name, value in named.items():
+        if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            raise DTypeError(f"{op}: {name} must be a Tensor or an array, got "
+                             f"{type(value).__name__}; wrap it with gx.tensor(...)")
+
+
 def mse_loss(input: Any, target: Any, *, reduction: str = "mean") -> Any:
     """Mean (or sum) of squared differences."""
+    _require_arrays("mse_loss", input=input, target=target)
     if tuple(input.shape) != tuple(target.shape):
         raise ShapeError(
             f"mse_loss: input {tuple(input.shape)} and target {tuple(target.shape)} differ in "
@@ -197,6 +206,7 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
     With ``label_smoothing`` e the target puts 1 - e on the label and e / C on every
     class, as in PyTorch.
     """
+    _require_arrays("cross_entropy", logits=logits)
     if logits.ndim != 2:
         raise ShapeError(
             f"cross_entropy: logits must have shape (N, C), got {tuple(logits.shape)}; "
@@ -217,8 +227,8 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
         lo, hi = (int(v) for v in gx.stack([gx.min(labels), gx.max(labels)]).numpy())
         if lo < 0 or hi >= c:
             raise ArgumentError(
-                f"cross_entropy: labels must lie in [0, {c}) for {c} classes, found values in "
-                f"[{lo}, {hi}]"
+                f"cross_entropy: labels must lie in [0, {c}) for logits of shape {(n, c)}, "
+                f"found values in [{lo}, {hi}]"
             )
     lsm = log_softmax(logits, axis=1)
     loss = -lsm[gx.arange(n, backend=logits.backend), labels]
@@ -231,6 +241,7 @@ def binary_cross_entropy_with_logits(logits: Any, target: Any, *, pos_weight: An
                                      reduction: str = "mean") -> Any:
     """-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] written as softplus(x) - x*y,
     which stays finite for logits of any magnitude."""
+    _require_arrays("binary_cross_entropy_with_logits", logits=logits, target=target)
     if tuple(logits.shape) != tuple(target.shape):
         raise ShapeError(
             f"binary_cross_entropy_with_logits: logits {tuple(logits.shape)} and target "
