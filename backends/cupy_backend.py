@@ -21,8 +21,8 @@ _ALIASES = {
 
 
 def _namespace(cp: Any) -> Any:
-    """cupy itself when it already has every name the core uses, else a thin alias table."""
-    missing = [k for k in _ALIASES if not hasattr(cp, k)]
+    """cupy's functions under their Array API names and keywords: a thin table, no wrappers
+    on the names CuPy already spells the standard way."""
     extra = {
         "astype": lambda x, dtype, /, *, copy=True: x.astype(dtype, copy=copy),
         "matrix_transpose": lambda x, /: cp.swapaxes(x, -1, -2),
@@ -30,16 +30,26 @@ def _namespace(cp: Any) -> Any:
                                                                            dtype=dtype),
         "isdtype": np.isdtype,
     }
-    missing += [k for k in extra if not hasattr(cp, k)]
-    if not missing:
-        return cp
+    # CuPy spells these keywords the NumPy 1 way (ddof, a_min/a_max) or lacks them (stable)
+    override = {
+        "var": lambda x, /, *, axis=None, correction=0.0, keepdims=False:
+            cp.var(x, axis=axis, ddof=correction, keepdims=keepdims),
+        "clip": lambda x, /, min=None, max=None: cp.clip(x, min, max),
+        "sort": lambda x, /, *, axis=-1, descending=False, stable=True:
+            cp.flip(cp.sort(x, axis=axis), axis=axis) if descending else cp.sort(x, axis=axis),
+        "argsort": lambda x, /, *, axis=-1, descending=False, stable=True:
+            cp.argsort(-x if descending else x, axis=axis),
+    }
     ns = types.SimpleNamespace(**{k: getattr(cp, k) for k in dir(cp) if not k.startswith("__")})
+    ns.__name__ = "cupy"
     for new, old in _ALIASES.items():
         if not hasattr(cp, new):
             setattr(ns, new, getattr(cp, old))
     for k, fn in extra.items():
         if not hasattr(cp, k):
             setattr(ns, k, fn)
+    for k, fn in override.items():
+        setattr(ns, k, fn)
     return ns
 
 

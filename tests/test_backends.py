@@ -186,3 +186,20 @@ def test_regular_install_ships_backends_inside_gradx(tmp_path):
                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
                          check=True)
     assert str(tmp_path / "site") in out.stdout and out.stdout.strip().endswith("numpy")
+
+
+def test_cupy_namespace_table_speaks_the_standard():
+    """The CuPy table, built over NumPy (which shares CuPy's older spellings), answers with
+    Array API keywords: correction, min/max, stable, descending."""
+    from gradx.backends.cupy_backend import _namespace
+
+    xp = _namespace(np)
+    x = np.array([[3.0, 1.0, 2.0], [0.5, 4.0, 1.5]])
+    np.testing.assert_allclose(xp.var(x, axis=1, correction=1), np.var(x, axis=1, ddof=1))
+    np.testing.assert_allclose(xp.clip(x, min=1.0, max=2.0), np.clip(x, 1.0, 2.0))
+    np.testing.assert_allclose(xp.sort(x, axis=-1, stable=True), np.sort(x, axis=-1))
+    np.testing.assert_allclose(xp.sort(x, axis=-1, descending=True), -np.sort(-x, axis=-1))
+    assert xp.argsort(x, axis=0, descending=True).tolist() == [[0, 1, 0], [1, 0, 1]]
+    for name in ("asin", "acos", "atan", "atan2", "pow", "concat", "permute_dims", "astype",
+                 "matrix_transpose", "cumulative_sum", "isdtype"):
+        assert callable(getattr(xp, name)), name
