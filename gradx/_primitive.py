@@ -253,18 +253,21 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     if not is_float:
         return _make(ans, backend, None, False, version)
     saves = prim.saves_args
-    versions = ()
+    versions = ()  # (counter, argnum) pairs, flat; -1 for the output
     if saves is True:
         saved = raw
-        for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                versions += ((a._version, a._version[0], i),)
+        if n == 1:
+            versions = (args[0]._version, 0)
+        else:
+            for i, a in enumerate(args):
+                if isinstance(a, Tensor):
+                    versions += (a._version, i)
     elif saves is False:
         saved = _NONES[len(raw)] if len(raw) < 16 else (None,) * len(raw)
     else:
         saved = tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
     if prim.saves_ans:
-        versions += ((version, version[0], -1),)
+        versions += (version, -1)
         node = new_node(prim, saved, kwargs, ans, parents, ans.shape, dtype, versions, backend)
     else:
         node = new_node(prim, saved, kwargs, None, parents, ans.shape, dtype, versions, backend)

@@ -20,6 +20,16 @@ from ._shapes import sum_to
 from .errors import AnomalyError, GraphError, NotDifferentiableError, OpError, ShapeError
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradx_grad_enabled", default=True)
+# Counts in-place modifications process-wide. A tensor's version counter holds the epoch of
+# its last in-place change and a node the epoch it was recorded at, so backward checks a
+# node's saved values only when something was modified since it was recorded.
+EPOCH = [0]
+
+
+def bump(counter: list) -> None:
+    """Record an in-place change of the tensor(s) sharing ``counter``."""
+    EPOCH[0] += 1
+    counter[0] = EPOCH[0]
 _anomaly: ContextVar[bool] = ContextVar("gradx_detect_anomaly", default=False)
 
 
@@ -46,7 +56,7 @@ class Meta:
 
 class Node:
     __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
-                 "site", "backend", "__weakref__")
+                 "site", "backend", "epoch", "__weakref__")
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} {self.shape} {self.dtype}>"
@@ -68,6 +78,7 @@ def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, parents: tup
     node.dtype = dtype
     node.versions = versions
     node.backend = backend
+    node.epoch = EPOCH[0]
     node.site = _creation_site() if _anomaly.get() else None
     return node
 
@@ -244,14 +255,8 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
                 f"backward through '{node.prim.name}' a second time: its saved values were "
                 "freed by the first backward. Pass retain_graph=True to the first call"
             )
-        for counter, version, where in node.versions:
-            if counter[0] != version:
-                what = "its output" if where < 0 else f"its input {where}"
-                raise GraphError(
-                    f"'{node.prim.name}' needs {what} for backward, but it was modified in "
-                    f"place after the forward pass (version {version} -> {counter[0]}). Use an "
-                    "out-of-place op (x = x + y) or clone before modifying"
-                )
+        if node.epoch != EPOCH[0]:
+            _check_versions(node)
         ans = node.ans
         kwargs = node.kwargs
         prim = node.prim
@@ -289,6 +294,20 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
         if not retain_graph:
             node.args = None
             node.ans = None
+
+
+def _check_versions(node: Node) -> None:
+    """Raise if a value ``node`` saved for backward was modified in place since."""
+    versions = node.versions
+    for i in range(0, len(versions), 2):
+        if versions[i][0] > node.epoch:
+            where = versions[i + 1]
+            what = "its output" if where < 0 else f"its input {where}"
+            raise GraphError(
+                f"'{node.prim.name}' needs {what} for backward, but it was modified in place "
+                "after the forward pass. Use an out-of-place op (x = x + y) or clone before "
+                "modifying"
+            )
 
 
 def _fit(gi: Any, parent: Any, prim: Any, argnum: int) -> Any:

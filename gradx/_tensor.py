@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._backend import backend_of, resolve
-from ._tape import _grad_enabled
+from ._tape import _grad_enabled, bump
 from .errors import DTypeError, GraphError
 
 
@@ -139,7 +139,7 @@ class Tensor:
 
     def _bump_version(self) -> None:
         """Tell the tape this tensor's data changed in place."""
-        self._version[0] += 1
+        bump(self._version)
 
     # -- conversion ------------------------------------------------------------------
     def numpy(self) -> Any:
@@ -313,7 +313,7 @@ class Tensor:
             # fallback; a key that is wrong everywhere raises a gradx error naming the shapes
             data = index_update(data, raw, key=key)
         self.data = data
-        self._version[0] += 1
+        bump(self._version)
 
     def _inplace(self, op: Any, other: Any) -> Tensor:
         if _needs_record(self, other):
@@ -331,14 +331,14 @@ class Tensor:
             data[...] = result
         else:
             self.data = result
-        self._version[0] += 1
+        bump(self._version)
         return self
 
     def _rebind(self, out: Tensor) -> None:
         self.data = out.data
         self._node = out._node
         self.requires_grad = out.requires_grad
-        self._version[0] += 1
+        bump(self._version)
 
     def __iadd__(self, other: Any) -> Tensor:
         return self._inplace(add, other)
