@@ -7,16 +7,15 @@ transform records its own backward pass, so transforms nest to any order.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 from ._backend import backend_of
 from ._forward import push_forward
 from ._primitive import _mixed_error
-from ._tape import _grad_enabled, backward, enable_grad
+from ._tape import _grad_enabled, backward
 from ._tensor import Tensor
 from ._tree import flatten, unflatten
 from .errors import GradxError, ShapeError
@@ -27,14 +26,19 @@ _SCALARS = (bool, int, float)
 _inside: ContextVar[bool] = ContextVar("gradx_inside_transform", default=False)
 
 
-@contextlib.contextmanager
-def _evaluating() -> Iterator[None]:
-    token = _inside.set(True)
-    try:
-        with enable_grad():
-            yield
-    finally:
-        _inside.reset(token)
+class _evaluating:
+    """Inside: grad mode on and ``_inside`` set (a plain class: entered on every transform
+    call, where a generator-based context manager costs several microseconds)."""
+
+    __slots__ = ("_tokens",)
+
+    def __enter__(self) -> None:
+        self._tokens = (_inside.set(True), _grad_enabled.set(True))
+
+    def __exit__(self, *exc: Any) -> None:
+        inside, grad_on = self._tokens
+        _grad_enabled.reset(grad_on)
+        _inside.reset(inside)
 
 
 class _Input:
