@@ -198,8 +198,13 @@ def _reaching(order: list[Node], targets: set) -> set:
     """Nodes in ``order`` from which some target is reachable."""
     reach: set = set()
     for node in reversed(order):
-        if node in targets or any(p in reach or p in targets for _, p in node.parents):
+        if node in targets:
             reach.add(node)
+            continue
+        for _, p in node.parents:
+            if p in reach or p in targets:
+                reach.add(node)
+                break
     return reach
 
 
