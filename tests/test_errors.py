@@ -57,3 +57,9 @@ def test_rule_returning_wrong_shape_is_caught():
     x = gx.tensor([1.0, 2.0, 3.0], requires_grad=True)
     with pytest.raises(gx.ShapeError, match=r"squash.*\(\).*\(3,\)"):
         squash(x).sum().backward()
+
+
+def test_non_numeric_data_is_refused():
+    for bad in (object(), "abc", ["a", "b"], None):
+        with pytest.raises(gx.DTypeError, match="tensor: .* gives dtype"):
+            gx.tensor(bad)

@@ -96,6 +96,13 @@ def _as_tensor(data: Any, dtype: Any, requires_grad: bool, backend: Any, copy: A
             want = target.dtype(get_default_dtype())
             if raw.dtype != want:
                 raw = target.xp.astype(raw, want)
+    if not target.xp.isdtype(raw.dtype, ("bool", "numeric")):
+        from ..errors import DTypeError
+
+        raise DTypeError(
+            f"tensor: {type(data).__name__} data gives dtype {raw.dtype}, which no op can "
+            "compute with; pass numbers (bool, integer, float or complex)"
+        )
     return Tensor._make(raw, target, None, False, [0]).requires_grad_(requires_grad)
 
 
