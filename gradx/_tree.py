@@ -42,8 +42,3 @@ def _build(d: Treedef, it: Any) -> Any:
     if kind is tuple:
         return tuple(items)
     return kind(*items)  # namedtuple
-
-
-def tree_map(fn: Any, obj: Any) -> Any:
-    leaves, treedef = flatten(obj)
-    return unflatten(treedef, [fn(x) for x in leaves])

@@ -82,7 +82,7 @@ def _as_tensor(data: Any, dtype: Any, requires_grad: bool, backend: Any, copy: A
             dtype is not None or copy) else raw
         return Tensor._make(raw, target, None, False, [0]).requires_grad_(requires_grad)
     python_data = not hasattr(data, "dtype") and not hasattr(data, "__array_namespace__")
-    source = None if python_data else backend_of_safe(data)
+    source = None if python_data else _backend_of_or_none(data)
     if backend is None and source is not None and source.name != "numpy":
         target = source  # a device array stays where it lives; NumPy data is host data
     else:
@@ -106,7 +106,7 @@ def _as_tensor(data: Any, dtype: Any, requires_grad: bool, backend: Any, copy: A
     return Tensor._make(raw, target, None, False, [0]).requires_grad_(requires_grad)
 
 
-def backend_of_safe(x: Any) -> Any:
+def _backend_of_or_none(x: Any) -> Any:
     try:
         return backend_of(x)
     except Exception:

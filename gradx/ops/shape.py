@@ -18,7 +18,6 @@ def _reshape(x, /, *, shape):
 
 defvjp(_reshape, lambda g, ans, x, *, shape: _reshape(g, shape=x.shape))
 defjvp(_reshape, lambda t, ans, x, *, shape: _reshape(t, shape=shape))
-reshape_primitive = _reshape
 
 
 @composed
