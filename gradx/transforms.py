@@ -223,34 +223,44 @@ def _seed(out: Tensor, c: Any, keep_tensor: bool) -> Any:
 
 # -- forward mode ---------------------------------------------------------------------
 
+def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
+    """Inputs for ``primals`` (as :func:`_prepare`) and their tangents, flattened alike."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ShapeError(f"{name}: {len(primals)} primals but {len(tangents)} tangents")
+    args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
+    flat = [i for ins in inputs for i in ins]
+    tans = [t for tan in tangents for t in flatten(tan)[0]]
+    if len(tans) != len(flat):
+        raise ShapeError(f"{name}: tangents must have the same structure as primals")
+    return args, inputs, treedefs, flat, tans
+
+
+def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any]) -> tuple:
+    """Tangents of ``roots`` along ``tans``; recorded when an outer transform tracks them."""
+    create = any(i.tracked for i in flat) or any(
+        isinstance(t, Tensor) and t.requires_grad for t in tans)
+    seeds = {}
+    for i, t in zip(flat, tans, strict=True):
+        key = i.tensor._node if i.tensor._node is not None else i.tensor
+        seeds[key] = _tangent_value(i.tensor, t, create)
+    token = _grad_enabled.set(create)
+    try:
+        return push_forward(roots, seeds, create), create
+    finally:
+        _grad_enabled.reset(token)
+
+
 def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J @ tangents)`` in one forward pass plus a tangent pass
     over the recorded primitives, using each primitive's JVP rule (or its transposed VJP)."""
     _check_fn(f, "jvp")
-    primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ShapeError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    args, inputs, _ = _prepare(primals, tuple(range(len(primals))))
-    flat = [i for ins in inputs for i in ins]
-    tans = [t for tan in tangents for t in flatten(tan)[0]]
-    if len(tans) != len(flat):
-        raise ShapeError("jvp: tangents must have the same structure as primals")
+    args, _, _, flat, tans = _with_tangents("jvp", primals, tangents)
     with _evaluating():
         out = f(*args)
     out_leaves, out_def = flatten(out)
     outs = [_as_tensor(o, "jvp: an output of f") for o in out_leaves]
-    create = any(i.tracked for i in flat) or any(
-        isinstance(t, Tensor) and t.requires_grad for t in tans)
-    seeds: dict[Any, Any] = {}
-    for i, t in zip(flat, tans, strict=True):
-        t = _tangent_value(i.tensor, t, create)
-        key = i.tensor._node if i.tensor._node is not None else i.tensor
-        seeds[key] = t
-    token = _grad_enabled.set(create)
-    try:
-        tangent = push_forward(outs, seeds, create)
-    finally:
-        _grad_enabled.reset(token)
+    tangent, create = _push_tangents(outs, flat, tans)
     raw = all(i.raw for i in flat)
     results = []
     for o, t in zip(outs, tangent, strict=True):
@@ -377,32 +387,15 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     one forward pass, one recorded backward pass, one tangent pass over both.
 
     Returns a tuple shaped like ``primals``."""
-    primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ShapeError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
-    args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
-    flat = [i for ins in inputs for i in ins]
-    tans = [t for tan in tangents for t in flatten(tan)[0]]
-    if len(tans) != len(flat):
-        raise ShapeError("hvp: tangents must have the same structure as primals")
+    args, inputs, treedefs, flat, tans = _with_tangents("hvp", primals, tangents)
     with _evaluating():
         out = _as_tensor(f(*args), "hvp: the output of f")
     if out.size != 1:
         raise ShapeError(f"hvp needs f to return a scalar, got shape {out.shape}")
-    create = any(i.tracked for i in flat) or any(
-        isinstance(t, Tensor) and t.requires_grad for t in tans)
     grads = _grads_of([out], [_ones_like(out)], flat, True)
     grads = [g if isinstance(g, Tensor) else None for g in grads]
-    seeds = {}
-    for i, t in zip(flat, tans, strict=True):
-        key = i.tensor._node if i.tensor._node is not None else i.tensor
-        seeds[key] = _tangent_value(i.tensor, t, create)
-    live = [g for g in grads if g is not None]
-    token = _grad_enabled.set(create)
-    try:
-        pushed = iter(push_forward(live, seeds, create))
-    finally:
-        _grad_enabled.reset(token)
+    tangent, create = _push_tangents([g for g in grads if g is not None], flat, tans)
+    pushed = iter(tangent)
     results = iter([None if g is None else next(pushed) for g in grads])
     return tuple(unflatten(tdef, [i.result(next(results), create) for i in ins])
                  for ins, tdef in zip(inputs, treedefs, strict=True))
