@@ -96,6 +96,10 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
+    def clone(self) -> Tensor:
+        """A copy with its own memory, still differentiable (safe to modify in place)."""
+        return astype(self, self.data.dtype, copy=True)
+
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor._make(self.data, self._backend, None, False, self._version)

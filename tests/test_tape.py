@@ -222,3 +222,14 @@ def test_ndarray_on_the_left_defers_to_tensor():
     assert isinstance(y, gx.Tensor)
     y.sum().backward()
     gx.testing.assert_allclose(x.grad, [3.0, 4.0])
+
+
+def test_clone_is_a_differentiable_copy():
+    x = gx.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    y = h * h  # saves h
+    c = h.clone()
+    c += 1  # modifies the copy only
+    (y.sum() + c.sum()).backward()
+    gx.testing.assert_allclose(x.grad, [10.0, 18.0])
+    assert c.data is not h.data
