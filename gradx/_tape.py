@@ -375,22 +375,27 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
     """Add each leaf's gradient into ``.grad``; never share one array between two leaves."""
     from ._tensor import Tensor
 
-    _make = Tensor._make
+    make = Tensor._make
     seen: set[int] = set()
     for leaf, g in grads.items():
         if type(leaf) is Node:
             continue
-        if isinstance(g, Tensor):
+        backend = leaf._backend
+        if isinstance(g, Tensor):  # recorded (create_graph), or a seed given as a Tensor
             if not create_graph:
                 g = g.data
-        if not isinstance(g, Tensor):
-            g = leaf._backend.copy(g) if id(g) in seen else leaf._backend.owned(g)
-            seen.add(id(g))
+            elif leaf.grad is None:
+                leaf.grad = g
+                continue
+            else:
+                leaf.grad = leaf.grad + g
+                continue
+        g = backend.copy(g) if id(g) in seen else backend.owned(g)
+        seen.add(id(g))
         old = leaf.grad
         if old is None:
-            leaf.grad = g if isinstance(g, Tensor) else _make(g, leaf._backend, None, False,
-                                                              [0])
-        elif isinstance(g, Tensor) or old.requires_grad:
+            leaf.grad = make(g, backend, None, False, [0])
+        elif old.requires_grad:  # a gradient that itself has a graph keeps recording
             leaf.grad = old + g
         else:
-            leaf.grad = Tensor._make(old.data + g, leaf._backend, None, False, [0])
+            leaf.grad = make(old.data + g, backend, None, False, [0])
