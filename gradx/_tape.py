@@ -10,6 +10,8 @@ output, so graphs have no reference cycles.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import threading
 import traceback
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ _grad_enabled: ContextVar[bool] = ContextVar("gradx_grad_enabled", default=True)
 # its last in-place change and a node the epoch it was recorded at, so backward checks a
 # node's saved values only when something was modified since it was recorded.
 EPOCH = [0]
+_SEQ = itertools.count()  # creation numbers: parents are always numbered before children
 
 
 def bump(counter: list) -> None:
@@ -56,7 +59,7 @@ class Meta:
 
 class Node:
     __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
-                 "site", "backend", "epoch", "__weakref__")
+                 "site", "backend", "epoch", "seq", "__weakref__")
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} {self.shape} {self.dtype}>"
@@ -79,6 +82,7 @@ def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, parents: tup
     node.versions = versions
     node.backend = backend
     node.epoch = EPOCH[0]
+    node.seq = next(_SEQ)
     node.site = _creation_site() if _anomaly.get() else None
     return node
 
@@ -159,39 +163,23 @@ def detect_anomaly() -> Iterator[None]:
 # -- backward -------------------------------------------------------------------------
 
 def toposort(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from ``roots``, each after all of its consumers (Kahn's algorithm,
-    no recursion; parents visited in argument order so the order is deterministic)."""
-    consumers: dict[Node, int] = {}
-    # each node's parents are counted once: roots deduplicated, and a root that is also
-    # another root's ancestor is not pushed again when reached as a parent
-    roots = list(dict.fromkeys(roots))
-    is_root = set(roots)
-    stack = list(roots)
-    get = consumers.get
+    """Nodes reachable from ``roots``, each after all of its consumers, without recursion.
+
+    A node is always recorded after its parents, so descending creation number is a
+    topological order: collect the reachable nodes, then sort (in C) by that number."""
+    seen = set(roots)
+    stack = list(seen)
+    add = seen.add
     while stack:
         node = stack.pop()
         for _, p in node.parents:
-            if type(p) is Node:
-                c = get(p)
-                if c is None:
-                    consumers[p] = 1
-                    if p not in is_root:
-                        stack.append(p)
-                else:
-                    consumers[p] = c + 1
-    ready = [r for r in roots if r not in consumers]
-    order = []
-    append = order.append
-    while ready:
-        node = ready.pop()
-        append(node)
-        for _, p in node.parents:
-            if type(p) is Node:
-                left = consumers[p] - 1
-                consumers[p] = left
-                if left == 0:
-                    ready.append(p)
-    return order
+            if type(p) is Node and p not in seen:
+                add(p)
+                stack.append(p)
+    return sorted(seen, key=_creation_number, reverse=True)
+
+
+_creation_number = operator.attrgetter("seq")
 
 
 def _reaching(order: list[Node], targets: set) -> set:
