@@ -278,7 +278,9 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
                     f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
                 ) from exc
             gd = gi.dtype
-            if gi.shape != parent.shape or (gd is not parent.dtype and gd != parent.dtype):
+            # a leaf's shape and dtype straight from its array: Tensor properties cost a call
+            ref = parent if type(parent) is Node else parent.data
+            if gi.shape != ref.shape or (gd is not ref.dtype and gd != ref.dtype):
                 gi = _fit(gi, parent, prim, argnum)
             if anomaly:
                 _check_finite(gi, node, argnum)
