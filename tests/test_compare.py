@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import gradx as gx
-from gradx import compare
+from gradx import _compare_report, compare
 from gradx.errors import BackendUnavailableError
 
 PAIR = ("numpy", "array_api_strict")
@@ -227,13 +227,13 @@ def test_text_table_is_aligned():
     header, dashes, rows = lines[1], lines[2], lines[3:3 + n]
     assert header.split()[:2] == ["kind", "name"] and set(dashes) <= {"-", " "}
     spans = [m.span() for m in re.finditer(r"-+", dashes)]
-    assert len(spans) == len(compare._HEADER)
+    assert len(spans) == len(_compare_report._HEADER)
     for row in [header, *rows]:
         assert len(row) == len(dashes)
         for i, (start, end) in enumerate(spans):
             cell = row[start:end]
             assert cell.strip() and row[end:end + 2] in ("  ", "")
-            if i in compare._RIGHT:
+            if i in _compare_report._RIGHT:
                 assert cell[-1] != " "
             else:
                 assert cell[0] != " "
