@@ -99,9 +99,7 @@ def floor_cell(workload: str, data: dict[str, Any], xp: Any, to_host: Callable =
 def gradx_cell(workload: str, data: dict[str, Any], backend: str = "numpy") -> Cell:
     """gradx through its public API only: tensors, operators, ``backward()`` and ``.grad``."""
     import gradx as gx
-
-    nnf = getattr(getattr(gx, "nn", None), "functional", None)
-    relu = getattr(nnf, "relu", None) or (lambda z: gx.maximum(z, 0.0))
+    import gradx.nn.functional as F
 
     def const(a: np.ndarray) -> Any:
         return gx.tensor(a, backend=backend)
@@ -127,25 +125,23 @@ def gradx_cell(workload: str, data: dict[str, Any], backend: str = "numpy") -> C
     elif workload == "mlp_step":
         x, labels = const(data["x"]), const(data["labels"])
         w1, b1, w2, b2, w3, b3 = params
-        loss_fn = getattr(nnf, "cross_entropy", None) or _cross_entropy(gx, labels)
 
         def step() -> None:
             zero()
-            h = relu(x @ w1 + b1)
-            h = relu(h @ w2 + b2)
-            loss_fn(h @ w3 + b3, labels).backward()
+            h = F.relu(x @ w1 + b1)
+            h = F.relu(h @ w2 + b2)
+            F.cross_entropy(h @ w3 + b3, labels).backward()
 
     elif workload in ("deep_narrow", "memory"):
         x, y = const(data["x"]), const(data["y"])
-        act = gx.tanh if workload == "deep_narrow" else relu
-        mse = getattr(nnf, "mse_loss", None) or (lambda h, y: ((h - y) ** 2).mean())
+        act = gx.tanh if workload == "deep_narrow" else F.relu
 
         def step() -> None:
             zero()
             h = x
             for i in range(0, len(params), 2):
                 h = act(h @ params[i] + params[i + 1])
-            mse(h, y).backward()
+            F.mse_loss(h, y).backward()
 
     elif workload == "hvp":
         a, x, v = const(data["a"]), const(data["x"]), const(data["v"])
@@ -159,12 +155,6 @@ def gradx_cell(workload: str, data: dict[str, Any], backend: str = "numpy") -> C
     else:
         raise ValueError(f"gradx has no cell for workload {workload!r}")
     return Cell(step, lambda: [p.grad.numpy() for p in params], sync, zero)
-
-
-def _cross_entropy(gx: Any, labels: Any) -> Callable:
-    """Mean softmax cross-entropy composed from core ops, for a gradx without nn.functional."""
-    rows = gx.arange(labels.shape[0]) if hasattr(gx, "arange") else np.arange(labels.shape[0])
-    return lambda logits, labels: (gx.logsumexp(logits, axis=1) - logits[rows, labels]).mean()
 
 
 def _host(x: Any) -> np.ndarray:
