@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 
-FLOAT_NAMES = ("float16", "float32", "float64", "complex64", "complex128")
-
 
 class Backend:
     """One array library as seen by gradx."""
@@ -128,10 +126,6 @@ class Backend:
 
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on synchronous CPU backends."""
-
-    def random_uniform(self, shape: tuple[int, ...], dtype: Any, generator: Any) -> Any:
-        """Uniform [0, 1) draws; the default draws on the host so every backend agrees."""
-        return self.from_numpy(generator.random(shape, dtype=np.float64), dtype=self.dtype(dtype))
 
 
 def _is_scalar(v: Any) -> bool:

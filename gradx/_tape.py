@@ -114,15 +114,6 @@ def is_grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
-@contextlib.contextmanager
-def _grad_mode(on: bool) -> Iterator[None]:
-    token = _grad_enabled.set(on)
-    try:
-        yield
-    finally:
-        _grad_enabled.reset(token)
-
-
 class _GradMode(contextlib.ContextDecorator):
     """Usable as ``with gx.no_grad():`` and as ``@gx.no_grad()``; thread-local."""
 

@@ -25,24 +25,23 @@ def get_default_dtype() -> str:
     return _default_dtype.get() or _global_dtype[0]
 
 
-def set_default_dtype(dtype: Any) -> None:
+def _float_name(dtype: Any, op: str) -> str:
     name = _dtype_name(dtype)
     if name not in _FLOAT_NAMES:
         from ..errors import DTypeError
 
-        raise DTypeError(f"set_default_dtype takes a float dtype {_FLOAT_NAMES}, got {dtype!r}")
-    _global_dtype[0] = name
+        raise DTypeError(f"{op} takes a float dtype {_FLOAT_NAMES}, got {dtype!r}")
+    return name
+
+
+def set_default_dtype(dtype: Any) -> None:
+    _global_dtype[0] = _float_name(dtype, "set_default_dtype")
 
 
 @contextlib.contextmanager
 def default_dtype(dtype: Any) -> Iterator[None]:
     """Scoped default float dtype: ``with gx.default_dtype("float64"):`` for a reference run."""
-    name = _dtype_name(dtype)
-    if name not in _FLOAT_NAMES:
-        from ..errors import DTypeError
-
-        raise DTypeError(f"default_dtype takes a float dtype {_FLOAT_NAMES}, got {dtype!r}")
-    token = _default_dtype.set(name)
+    token = _default_dtype.set(_float_name(dtype, "default_dtype"))
     try:
         yield
     finally:
