@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from ._tape import Meta, _grad_enabled, new_node
+from ._tape import _DEBUG, _SEQ, Meta, Node, _annotate, _grad_enabled, new_node
 from .errors import BackendMismatchError, GradxError, OpError, describe
 
 _REGISTRY: dict[str, Primitive] = {}
@@ -22,6 +22,14 @@ _NONES = [(None,) * n for n in range(16)]
 # Optional per-op recorder ``rec(prim, args, kwargs, ans)`` called after every
 # primitive on Tensors; gx.testing.compare_backends(per_op=True) sets it.
 _recorder: ContextVar[Callable | None] = ContextVar("gradx_op_recorder", default=None)
+_HOOKED = [False]  # set for good once a recorder is first installed, in any thread
+_new = object.__new__
+
+
+def install_recorder(rec: Callable) -> Any:
+    """Set the per-op recorder of this context; returns the token for ``_recorder.reset``."""
+    _HOOKED[0] = True
+    return _recorder.set(rec)
 
 
 class Primitive:
@@ -38,6 +46,8 @@ class Primitive:
         self.saves_ans = saves_ans
         self.view = view
         self.changes_backend = changes_backend
+        # one flag for the rare cases the fast path of _apply leaves to _finish
+        self.special = view or changes_backend
         self.vjps: dict[int, Callable] = {}
         self.jvps: dict[int, Callable] = {}
         self.vjp_argnum: Callable | None = None
@@ -181,63 +191,131 @@ def composed(fun: Callable) -> Callable:
 def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     """Run ``prim`` on Tensors: unwrap, check backends, compute, maybe record a node.
 
-    The one- and two-argument cases are spelled out: they are nearly every call."""
-    grad_on = _grad_enabled.get()
-    parents = None
+    The one- and two-Tensor cases are spelled out, node construction included: they are
+    nearly every call, and each avoided call or allocation is paid once per primitive."""
     n = len(args)
-    if n == 1:
+    if n == 2:
+        a, b = args
+        if isinstance(a, Tensor):
+            if isinstance(b, Tensor):
+                backend = a._backend
+                if b._backend is not backend:
+                    _mismatch(prim, args)
+                raw = (a.data, b.data)
+                if not _grad_enabled.get():
+                    parents = None
+                elif a.requires_grad:
+                    pa = (0, a._node or a)
+                    parents = (pa, (1, b._node or b)) if b.requires_grad else (pa,)
+                elif b.requires_grad:
+                    parents = ((1, b._node or b),)
+                else:
+                    parents = None
+            elif type(b) in _SCALARS:
+                backend = a._backend
+                raw = (a.data, b)
+                parents = ((0, a._node or a),) if a.requires_grad and _grad_enabled.get() \
+                    else None
+            else:
+                return _apply_any(prim, args, kwargs)
+        else:
+            return _apply_any(prim, args, kwargs)
+    elif n == 1:
         a = args[0]
+        if not isinstance(a, Tensor):
+            return _apply_any(prim, args, kwargs)
         backend = a._backend
         raw = (a.data,)
-        if grad_on and a.requires_grad:
-            parents = ((0, a._node if a._node is not None else a),)
-    elif n == 2 and isinstance(args[0], Tensor) and isinstance(args[1], Tensor):
-        a, b = args
-        backend = a._backend
-        if b._backend is not backend:
-            _mismatch(prim, args)
-        raw = (a.data, b.data)
-        if grad_on:
-            if a.requires_grad:
-                pa = (0, a._node if a._node is not None else a)
-                parents = (pa, (1, b._node if b._node is not None else b)) \
-                    if b.requires_grad else (pa,)
-            elif b.requires_grad:
-                parents = ((1, b._node if b._node is not None else b),)
-    elif n == 2 and type(args[1]) in _SCALARS and isinstance(args[0], Tensor):
-        a = args[0]
-        backend = a._backend
-        raw = (a.data, args[1])
-        if grad_on and a.requires_grad:
-            parents = ((0, a._node if a._node is not None else a),)
+        parents = ((0, a._node or a),) if a.requires_grad and _grad_enabled.get() else None
     else:
-        backend = None
-        raw_list = list(args)
-        plist = None
-        others = None
-        for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                if backend is None:
-                    backend = a._backend
-                elif a._backend is not backend:
-                    _mismatch(prim, args)
-                raw_list[i] = a.data
-                if grad_on and a.requires_grad:
-                    entry = (i, a._node if a._node is not None else a)
-                    plist = [entry] if plist is None else plist + [entry]
-            elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
-                others = [a] if others is None else others + [a]
-        if others is not None and any(_backend_of_arg(prim, args, a) is not backend
-                                      for a in others):
-            _mismatch(prim, args)
-        raw = tuple(raw_list)
-        parents = None if plist is None else tuple(plist)
+        return _apply_any(prim, args, kwargs)
     try:
         ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
     except GradxError as exc:
         raise _named(prim, args, kwargs, exc)  # noqa: B904 - the cause is kept
     except Exception as exc:
         raise _op_error(prim, args, kwargs, exc) from exc
+    if prim.special or _HOOKED[0]:
+        return _finish(prim, args, kwargs, ans, backend, parents, raw)
+    out = _new(Tensor)
+    out.data = ans
+    out._backend = backend
+    out.grad = None
+    out._version = version = [0]
+    if parents is not None:
+        dtype = ans.dtype
+        is_float = backend._float_dtypes.get(dtype)
+        if is_float is None:
+            is_float = backend.is_float(dtype)
+        if is_float:
+            node = Node()
+            saves = prim.saves_args
+            if saves is True:
+                node.args = raw
+                versions = (a._version, 0) if n == 1 or type(b) in _SCALARS else \
+                    (a._version, 0, b._version, 1)
+            else:
+                node.args = _NONES[n] if saves is False else _metas(raw)
+                versions = ()
+            if prim.saves_ans:
+                node.ans = ans
+                node.versions = versions + (version, -1)
+            else:
+                node.ans = None
+                node.versions = versions
+            node.prim = prim
+            node.kwargs = kwargs
+            node.parents = parents
+            node.shape = ans.shape
+            node.dtype = dtype
+            node.backend = backend
+            node.seq = next(_SEQ)
+            if _DEBUG[0]:
+                _annotate(node)
+            out._node = node
+            out.requires_grad = True
+            return out
+    out._node = None
+    out.requires_grad = False
+    return out
+
+
+def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
+    """The general case: any number of arguments, Tensors anywhere among them."""
+    grad_on = _grad_enabled.get()
+    backend = None
+    raw_list = list(args)
+    plist = None
+    others = None
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if backend is None:
+                backend = a._backend
+            elif a._backend is not backend:
+                _mismatch(prim, args)
+            raw_list[i] = a.data
+            if grad_on and a.requires_grad:
+                entry = (i, a._node or a)
+                plist = [entry] if plist is None else plist + [entry]
+        elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
+            others = [a] if others is None else others + [a]
+    if others is not None and any(_backend_of_arg(prim, args, a) is not backend
+                                  for a in others):
+        _mismatch(prim, args)
+    raw = tuple(raw_list)
+    parents = None if plist is None else tuple(plist)
+    try:
+        ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
+    except GradxError as exc:
+        raise _named(prim, args, kwargs, exc)  # noqa: B904 - the cause is kept
+    except Exception as exc:
+        raise _op_error(prim, args, kwargs, exc) from exc
+    return _finish(prim, args, kwargs, ans, backend, parents, raw)
+
+
+def _finish(prim: Primitive, args: tuple, kwargs: dict, ans: Any, backend: Any,
+            parents: tuple | None, raw: tuple) -> Any:
+    """Wrap ``ans`` and record its node: views, backend changes, per-op recorders."""
     rec = _recorder.get()
     if rec is not None:
         rec(prim, args, kwargs, ans)
@@ -247,31 +325,29 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     if parents is None:
         return _make(ans, backend, None, False, version)
     dtype = ans.dtype
-    is_float = backend._float_dtypes.get(dtype)
-    if is_float is None:
-        is_float = backend.is_float(dtype)
-    if not is_float:
+    if not backend.is_float(dtype):
         return _make(ans, backend, None, False, version)
     saves = prim.saves_args
     versions = ()  # (counter, argnum) pairs, flat; -1 for the output
     if saves is True:
         saved = raw
-        if n == 1:
-            versions = (args[0]._version, 0)
-        else:
-            for i, a in enumerate(args):
-                if isinstance(a, Tensor):
-                    versions += (a._version, i)
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                versions += (a._version, i)
     elif saves is False:
         saved = _NONES[len(raw)] if len(raw) < 16 else (None,) * len(raw)
     else:
-        saved = tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
+        saved = _metas(raw)
     if prim.saves_ans:
         versions += (version, -1)
         node = new_node(prim, saved, kwargs, ans, parents, ans.shape, dtype, versions, backend)
     else:
         node = new_node(prim, saved, kwargs, None, parents, ans.shape, dtype, versions, backend)
     return _make(ans, backend, node, True, version)
+
+
+def _metas(raw: tuple) -> tuple:
+    return tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
 
 
 def _mismatch(prim: Primitive, args: tuple) -> None:

@@ -16,24 +16,32 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextvars import ContextVar
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from ._shapes import sum_to
 from .errors import AnomalyError, GraphError, NotDifferentiableError, OpError, ShapeError
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradx_grad_enabled", default=True)
-# Counts in-place modifications process-wide. A tensor's version counter holds the epoch of
-# its last in-place change and a node the epoch it was recorded at, so backward checks a
-# node's saved values only when something was modified since it was recorded.
-EPOCH = [0]
-_SEQ = itertools.count()  # creation numbers: parents are always numbered before children
+# One process-wide counter numbers both nodes (in creation order: parents before children)
+# and in-place changes. A tensor's version counter holds the number of its last in-place
+# change, so a saved value was modified after its node was recorded exactly when that
+# number exceeds the node's; backward looks only when any change came after the node.
+_SEQ = itertools.count(1)
+LAST_CHANGE = [0]
 
 
 def bump(counter: list) -> None:
     """Record an in-place change of the tensor(s) sharing ``counter``."""
-    EPOCH[0] += 1
-    counter[0] = EPOCH[0]
+    n = next(_SEQ)
+    LAST_CHANGE[0] = n
+    counter[0] = n
+
+
 _anomaly: ContextVar[bool] = ContextVar("gradx_detect_anomaly", default=False)
+# set for good once anomaly mode is first entered in any thread: until then recording a
+# node skips even the ContextVar lookup
+_DEBUG = [False]
 
 
 class Meta:
@@ -59,19 +67,16 @@ class Meta:
 
 class Node:
     __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
-                 "site", "backend", "epoch", "seq", "__weakref__")
+                 "site", "backend", "seq", "__weakref__")
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} {self.shape} {self.dtype}>"
 
 
-_new = object.__new__
-
-
 def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, parents: tuple,
              shape: tuple, dtype: Any, versions: tuple, backend: Any) -> Node:
     """A recorded application of ``prim`` (a plain function: cheaper than a constructor)."""
-    node = _new(Node)
+    node = Node()
     node.prim = prim
     node.args = args
     node.kwargs = kwargs
@@ -81,10 +86,16 @@ def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, parents: tup
     node.dtype = dtype
     node.versions = versions
     node.backend = backend
-    node.epoch = EPOCH[0]
     node.seq = next(_SEQ)
-    node.site = _creation_site() if _anomaly.get() else None
+    if _DEBUG[0]:
+        _annotate(node)
     return node
+
+
+def _annotate(node: Node) -> None:
+    """Under anomaly mode, where the user called the op (left unset otherwise)."""
+    if _anomaly.get():
+        node.site = _creation_site()
 
 
 _PACKAGE_DIRS: list[tuple[str, ...]] = []
@@ -144,6 +155,7 @@ def enable_grad() -> _GradMode:
 def detect_anomaly() -> Iterator[None]:
     """Make backward raise on the first NaN or infinity, naming the primitive and the
     file and line of the forward call that created it. Slow: for debugging only."""
+    _DEBUG[0] = True
     token = _anomaly.set(True)
     try:
         yield
@@ -207,15 +219,13 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
         grads[key] = seed if key not in grads else grads[key] + seed
         if type(key) is Node:
             root_nodes.append(key)
-    order = toposort(root_nodes)
-    keep = None
+    keep = targets = None
     if inputs is not None:
         targets = {t._node if t._node is not None else t for t in inputs}
-        keep = _reaching(order, targets) | targets
-        order = [n for n in order if n in keep and n not in targets]
+        keep = _reaching(toposort(root_nodes), targets) | targets
     token = _grad_enabled.set(create_graph)
     try:
-        _walk(order, grads, keep, create_graph, retain_graph)
+        _walk(root_nodes, grads, keep, targets, create_graph, retain_graph)
     finally:
         _grad_enabled.reset(token)
     if inputs is not None:
@@ -224,22 +234,30 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
     return None
 
 
-def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
-          retain_graph: bool) -> None:
+def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
+          create_graph: bool, retain_graph: bool) -> None:
+    """Apply the VJP rules, latest node first; no separate topological sort.
+
+    A node enters the heap when its first gradient arrives. Every consumer of a node was
+    recorded after it, so by the time the node has the highest creation number left, all
+    of its gradient contributions are summed: the heap is the topological order."""
     from ._tensor import Tensor
 
     anomaly = _anomaly.get()
-    for node in order:
-        g = grads.pop(node, None)
-        if g is None:
-            continue
+    heap = [(-n.seq, n) for n in dict.fromkeys(roots)]
+    heapify(heap)
+    while heap:
+        node = heappop(heap)[1]
+        if targets is not None and node in targets:
+            continue  # a requested input: its gradient is the answer, not passed further
+        g = grads.pop(node)
         args = node.args
         if args is None:
             raise GraphError(
                 f"backward through '{node.prim.name}' a second time: its saved values were "
                 "freed by the first backward. Pass retain_graph=True to the first call"
             )
-        if node.epoch != EPOCH[0]:
+        if node.seq < LAST_CHANGE[0]:
             _check_versions(node)
         ans = node.ans
         kwargs = node.kwargs
@@ -269,14 +287,26 @@ def _walk(order: list[Node], grads: dict, keep: set | None, create_graph: bool,
                     f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
                 ) from exc
             gd = gi.dtype
-            # a leaf's shape and dtype straight from its array: Tensor properties cost a call
-            ref = parent if type(parent) is Node else parent.data
-            if gi.shape != ref.shape or (gd is not ref.dtype and gd != ref.dtype):
-                gi = _fit(gi, parent, prim, argnum)
-            if anomaly:
-                _check_finite(gi, node, argnum)
-            prev = grads.get(parent)
-            grads[parent] = gi if prev is None else prev + gi
+            if type(parent) is Node:
+                if gi.shape != parent.shape or (gd is not parent.dtype and gd != parent.dtype):
+                    gi = _fit(gi, parent, prim, argnum)
+                if anomaly:
+                    _check_finite(gi, node, argnum)
+                prev = grads.get(parent)
+                if prev is None:
+                    grads[parent] = gi
+                    heappush(heap, (-parent.seq, parent))
+                else:
+                    grads[parent] = prev + gi
+            else:
+                # a leaf's shape and dtype straight from its array: properties cost a call
+                ref = parent.data
+                if gi.shape != ref.shape or (gd is not ref.dtype and gd != ref.dtype):
+                    gi = _fit(gi, parent, prim, argnum)
+                if anomaly:
+                    _check_finite(gi, node, argnum)
+                prev = grads.get(parent)
+                grads[parent] = gi if prev is None else prev + gi
         if not retain_graph:
             node.args = None
             node.ans = None
@@ -286,7 +316,7 @@ def _check_versions(node: Node) -> None:
     """Raise if a value ``node`` saved for backward was modified in place since."""
     versions = node.versions
     for i in range(0, len(versions), 2):
-        if versions[i][0] > node.epoch:
+        if versions[i][0] > node.seq:
             where = versions[i + 1]
             what = "its output" if where < 0 else f"its input {where}"
             raise GraphError(
@@ -320,13 +350,14 @@ def _check_finite(gi: Any, node: Node, argnum: int) -> None:
     from ._tensor import Tensor
 
     raw = gi.data if isinstance(gi, Tensor) else gi
+    site = getattr(node, "site", None) or "<unknown: enable detect_anomaly before the forward pass>"
     xp = node.backend.xp
     if not bool(xp.all(xp.isfinite(raw))):
         kind = "NaN" if bool(xp.any(xp.isnan(raw))) else "infinity"
         raise AnomalyError(
             f"backward of '{node.prim.name}' produced {kind} in the gradient of argument "
             f"{argnum} (output shape {node.shape}, dtype {node.dtype}); the op was called "
-            f"at {node.site or '<unknown: enable detect_anomaly before the forward pass>'}"
+            f"at {site}"
         )
 
 

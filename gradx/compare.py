@@ -17,7 +17,7 @@ import gradx.backends as _backends
 
 from ._backend import backend_of, resolve, use_backend
 from ._compare_report import ComparisonReport, Divergence, Entry
-from ._primitive import _recorder
+from ._primitive import _recorder, install_recorder
 from ._tensor import Tensor
 from .errors import BackendUnavailableError
 
@@ -95,7 +95,7 @@ def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any,
     from .transforms import vjp
 
     leaves = [Tensor(backend.from_numpy(h)) if isinstance(h, np.ndarray) else h for h in host]
-    token = _recorder.set(rec) if rec is not None else None
+    token = install_recorder(rec) if rec is not None else None
     try:
         with use_backend(backend):
             if grads and diff_at:

@@ -236,17 +236,23 @@ def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
     return args, inputs, treedefs, flat, tans
 
 
-def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any]) -> tuple:
-    """Tangents of ``roots`` along ``tans``; recorded when an outer transform tracks them."""
-    create = any(i.tracked for i in flat) or any(
+def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any],
+                   record: bool = False) -> tuple:
+    """Tangents of ``roots`` along ``tans``, recorded when an outer transform tracks them or
+    ``record`` asks for it; returns them and whether an outer transform tracks them."""
+    tracked = any(i.tracked for i in flat) or any(
         isinstance(t, Tensor) and t.requires_grad for t in tans)
+    create = tracked or record
     seeds = {}
     for i, t in zip(flat, tans, strict=True):
         key = i.tensor._node if i.tensor._node is not None else i.tensor
-        seeds[key] = _tangent_value(i.tensor, t, create)
+        seed = _tangent_value(i.tensor, t, create)
+        if create and not isinstance(seed, Tensor):  # recorded rules see Tensors only
+            seed = Tensor._make(seed, i.tensor._backend, None, False, [0])
+        seeds[key] = seed
     token = _grad_enabled.set(create)
     try:
-        return push_forward(roots, seeds, create), create
+        return push_forward(roots, seeds, create), tracked
     finally:
         _grad_enabled.reset(token)
 
@@ -383,21 +389,24 @@ def hessian(f: Callable, argnums: int = 0) -> Callable:
 
 
 def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, ...]:
-    """Hessian-vector product of scalar ``f``, forward-over-reverse, without forming H:
-    one forward pass, one recorded backward pass, one tangent pass over both.
+    """Hessian-vector product of scalar ``f`` without forming H, reverse-over-forward:
+    ``H v`` is the gradient of the directional derivative ``<grad f, v>``. One recorded
+    forward pass, one recorded tangent pass, one backward pass; unlike forward-over-reverse,
+    no work goes into the gradient itself, which is never needed.
 
     Returns a tuple shaped like ``primals``."""
     args, inputs, treedefs, flat, tans = _with_tangents("hvp", primals, tangents)
     with _evaluating():
         out = _as_tensor(f(*args), "hvp: the output of f")
-    if out.size != 1:
-        raise ShapeError(f"hvp needs f to return a scalar, got shape {out.shape}")
-    grads = _grads_of([out], [_ones_like(out)], flat, True)
-    grads = [g if isinstance(g, Tensor) else None for g in grads]
-    tangent, create = _push_tangents([g for g in grads if g is not None], flat, tans)
-    pushed = iter(tangent)
-    results = iter([None if g is None else next(pushed) for g in grads])
-    return tuple(unflatten(tdef, [i.result(next(results), create) for i in ins])
+        if out.size != 1:
+            raise ShapeError(f"hvp needs f to return a scalar, got shape {out.shape}")
+        (slope,), tracked = _push_tangents([out], flat, tans, record=True)
+    if isinstance(slope, Tensor):
+        grads = _grads_of([slope], [_ones_like(slope)], flat, tracked)
+    else:  # f is at most linear in its inputs along the tangents: H v = 0
+        grads = [None] * len(flat)
+    results = iter(grads)
+    return tuple(unflatten(tdef, [i.result(next(results), tracked) for i in ins])
                  for ins, tdef in zip(inputs, treedefs, strict=True))
 
 
