@@ -34,7 +34,17 @@ def _namespace() -> Any:
     ns.prod = _reducer(np.multiply, np.prod)
     ns.max = _reducer(np.maximum, np.max)
     ns.min = _reducer(np.minimum, np.min)
+    ns.matrix_transpose = _matrix_transpose
     return ns
+
+
+def _matrix_transpose(x: Any, /) -> Any:
+    """``np.matrix_transpose`` without its two Python wrapper layers: matmul rules call it
+    twice per backward step."""
+    if x.ndim < 2:
+        raise ValueError(f"matrix_transpose needs an array of at least 2 dimensions, got "
+                         f"{x.ndim}")
+    return x.swapaxes(-1, -2)
 
 
 class NumpyBackend(Backend):

@@ -91,6 +91,10 @@ def floor_cell(workload: str, data: dict[str, Any], xp: Any, to_host: Callable =
     out: list = [[]]
 
     def step() -> None:
+        # drop the last step's gradients first, as the framework cells do (grad = None
+        # before backward): freeing them after would keep glibc's heap top in use and spare
+        # the floor the page faults of a trimmed heap that every framework cell pays
+        out[0] = []
         out[0] = run()
 
     return Cell(step, lambda: [to_host(g) for g in out[0]], sync, lambda: out.__setitem__(0, []))

@@ -98,6 +98,12 @@ def _annotate(node: Node) -> None:
         node.site = _creation_site()
 
 
+def identity_vjp(g: Any, ans: Any, *args: Any, **kwargs: Any) -> Any:
+    """The VJP rule of an argument that passes its gradient through unchanged (x in x + y):
+    the backward walk recognizes it and skips the call."""
+    return g
+
+
 _PACKAGE_DIRS: list[tuple[str, ...]] = []
 
 
@@ -270,7 +276,9 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                 continue
             rule = vjps.get(argnum)
             try:
-                if rule is not None:
+                if rule is identity_vjp:
+                    gi = g
+                elif rule is not None:
                     gi = rule(g, ans, *args, **kwargs) if kwargs else rule(g, ans, *args)
                 elif prim.vjp_argnum is not None:
                     gi = prim.vjp_argnum(argnum, g, ans, *args, **kwargs)
