@@ -205,6 +205,27 @@ def _reaching(order: list[Node], targets: set) -> set:
     return reach
 
 
+def _pruning(roots: list[Node], targets: set) -> set | None:
+    """The nodes and leaves a walk towards ``targets`` needs, or None when it needs all of
+    them: every leaf it reaches is a target and no target is an interior node."""
+    seen = set(roots)
+    stack = list(seen)
+    add = seen.add
+    everything = not any(type(t) is Node for t in targets)
+    while stack:
+        node = stack.pop()
+        for _, p in node.parents:
+            if type(p) is Node:
+                if p not in seen:
+                    add(p)
+                    stack.append(p)
+            elif everything and p not in targets:
+                everything = False
+    if everything:
+        return None
+    return _reaching(toposort(roots), targets) | targets
+
+
 def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
              create_graph: bool = False, inputs: list[Any] | None = None) -> list[Any] | None:
     """Propagate ``seeds`` from ``roots`` (Tensors) back through the tape.
@@ -228,7 +249,9 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
     keep = targets = None
     if inputs is not None:
         targets = {t._node if t._node is not None else t for t in inputs}
-        keep = _reaching(toposort(root_nodes), targets) | targets
+        keep = _pruning(root_nodes, targets)
+        if keep is None and not any(type(t) is Node for t in targets):
+            targets = None  # nothing to prune and no node to stop at: a plain walk
     token = _grad_enabled.set(create_graph)
     try:
         _walk(root_nodes, grads, keep, targets, create_graph, retain_graph)

@@ -87,7 +87,7 @@ ROWS += [R("astype", lambda x: gx.astype(x, "float64"), (2, 3))]
 
 for shape, axis, keep in [((2, 3, 4), None, False), ((2, 3, 4), 1, False),
                           ((2, 3, 4), (0, 2), True), ((5,), 0, False), ((), None, False),
-                          ((1, 3), -1, True)]:
+                          ((1, 3), -1, True), ((4,), None, False)]:
     kw = dict(axis=axis, keepdims=keep)
     tag = f"axis{axis}{'k' if keep else ''}".replace(" ", "")
     ROWS += [

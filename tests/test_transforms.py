@@ -105,6 +105,51 @@ def test_hvp_of_logsumexp_matches_closed_form():
     gx.testing.assert_allclose(hv, expected, rtol=1e-10)
 
 
+def test_hvp_two_primals_matches_the_hessian_blocks(backend):
+    rng = np.random.default_rng(1)
+    xs, ys, u, w = (rng.standard_normal(3) for _ in range(4))
+
+    def f(x, y):
+        return gx.sum(gx.tanh(x * y) ** 2) + gx.logsumexp(x - 2.0 * y)
+
+    hx, hy = gx.hvp(f, (gx.tensor(xs), gx.tensor(ys)), (gx.tensor(u), gx.tensor(w)))
+    # the reference: the full Hessian of f over the concatenated (x, y), times (u, w)
+    def g(z):
+        return f(z[:3], z[3:])
+
+    h = gx.hessian(g)(gx.tensor(np.concatenate([xs, ys]))).numpy()
+    want = h @ np.concatenate([u, w])
+    gx.testing.assert_allclose(hx, want[:3], rtol=1e-10, atol=1e-12)
+    gx.testing.assert_allclose(hy, want[3:], rtol=1e-10, atol=1e-12)
+
+
+def test_hvp_of_a_linear_function_is_zero_with_the_primal_shape(backend):
+    c = gx.tensor([1.0, -2.0, 0.5], dtype="float64")
+    (hv,) = gx.hvp(lambda x: gx.sum(c * x), (gx.tensor(np.ones(3)),), (gx.tensor(np.ones(3)),))
+    assert hv.shape == (3,)
+    gx.testing.assert_allclose(hv, np.zeros(3))
+
+
+def test_hvp_raw_arrays_in_raw_arrays_out():
+    x, v = np.array([0.5, -1.0]), np.array([1.0, 3.0])
+    (hv,) = gx.hvp(lambda z: gx.sum(z**4), (x,), (v,))
+    assert isinstance(hv, np.ndarray)
+    np.testing.assert_allclose(hv, 12 * x**2 * v, rtol=1e-12)
+
+
+def test_hvp_nested_in_grad_gives_third_derivatives(backend):
+    # f = sum(x^4): H v = 12 x^2 v, so d/dx sum(H v * w) = 24 x v w
+    x = np.array([0.5, -1.0, 2.0])
+    v, w = np.array([1.0, 2.0, -1.0]), np.array([0.3, 0.1, 2.0])
+    vt, wt = gx.tensor(v), gx.tensor(w)
+
+    def outer(z):
+        (hv,) = gx.hvp(lambda t: gx.sum(t**4), (z,), (vt,))
+        return gx.sum(hv * wt)
+
+    gx.testing.assert_allclose(gx.grad(outer)(gx.tensor(x)), 24 * x * v * w, rtol=1e-12)
+
+
 def test_checkpoint_recomputes_and_matches():
     calls = []
 

@@ -187,8 +187,15 @@ defjvp(softmax,
 # weight 1 each instead of 0.5); one primitive, so create_graph records one node
 defvjp(logsumexp, lambda g, ans, x, *, axis=None, keepdims=False:
        _expand(g, x, axis, keepdims) * softmax(x, axis=axis))
-defjvp(logsumexp, lambda t, ans, x, *, axis=None, keepdims=False:
-       sum(t * softmax(x, axis=axis), axis=axis, keepdims=keepdims))
+
+
+def _logsumexp_jvp(t, ans, x, *, axis=None, keepdims=False):
+    if x.ndim == 1 and not keepdims and normalize_axis(axis, 1) == (0,):  # one dot product
+        return softmax(x, axis=0) @ t
+    return sum(t * softmax(x, axis=axis), axis=axis, keepdims=keepdims)
+
+
+defjvp(logsumexp, _logsumexp_jvp)
 
 
 def _arg(name: str) -> Any:
