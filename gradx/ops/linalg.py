@@ -27,7 +27,7 @@ def matmul(x, y, /):
 
 def _matmul_vjp_x(g, ans, x, y):
     if y.ndim == 1:
-        return expand_dims(g, axis=-1) * y
+        return g * y if x.ndim == 1 else expand_dims(g, axis=-1) * y
     if x.ndim == 1:
         return y @ g if y.ndim == 2 else squeeze(y @ expand_dims(g, axis=-1), axis=-1)
     return g @ matrix_transpose(y)
