@@ -123,6 +123,29 @@ def test_hvp_two_primals_matches_the_hessian_blocks(backend):
     gx.testing.assert_allclose(hy, want[3:], rtol=1e-10, atol=1e-12)
 
 
+# primitives without a JVP rule: the tangent pass transposes their VJP, and hvp then
+# differentiates that transposition
+_HVP_WITHOUT_JVP_RULES = {
+    "pow": lambda z: gx.sum(z**z),
+    "prod": lambda z: gx.prod(gx.sin(z)),
+    "var": lambda z: gx.var(gx.exp(z)),
+    "sort": lambda z: gx.sum(gx.sort(z) ** 3),
+    "asin": lambda z: gx.sum(gx.asin(z) ** 2),
+    "stack": lambda z: gx.sum(gx.stack([z, z * z]) ** 3),
+    "det": lambda z: gx.linalg.det(gx.reshape(z, (2, 2)) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_HVP_WITHOUT_JVP_RULES))
+def test_hvp_through_transposed_vjps_matches_the_hessian(backend, name):
+    f = _HVP_WITHOUT_JVP_RULES[name]
+    rng = np.random.default_rng(2)
+    x, v = rng.uniform(0.2, 0.8, 4), rng.standard_normal(4)
+    (hv,) = gx.hvp(f, (gx.tensor(x),), (gx.tensor(v),))
+    h = gx.hessian(f)(gx.tensor(x)).numpy()
+    gx.testing.assert_allclose(hv, h @ v, rtol=1e-10, atol=1e-12)
+
+
 def test_hvp_of_a_linear_function_is_zero_with_the_primal_shape(backend):
     c = gx.tensor([1.0, -2.0, 0.5], dtype="float64")
     (hv,) = gx.hvp(lambda x: gx.sum(c * x), (gx.tensor(np.ones(3)),), (gx.tensor(np.ones(3)),))
