@@ -174,3 +174,49 @@ def test_device_cupy_skips_cleanly_without_cupy() -> None:
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "skipping --device cupy: CuPy not installed" in proc.stdout
+
+
+def test_instruction_counts_difference_two_runs_and_ratio_to_the_floor(monkeypatch, capsys):
+    from benchmarks import instructions
+
+    # instructions = start-up + per-step cost x (steps + 1 warm-up); gradx costs 3x the floor
+    per_step = {"numpy": 1_000, "gradx": 3_000}
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(instructions, "count",
+                        lambda w, f, n: 50_000 + per_step[f] * (n + 1))
+    assert instructions.main(["--workloads", "hvp", "--few", "1", "--many", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "hvp          numpy               1,000" in out
+    assert "hvp          gradx               3,000  x floor 3.00" in out
+
+
+def test_instruction_count_parses_callgrind_and_reports_failures(monkeypatch):
+    from benchmarks import instructions
+
+    class Done:
+        def __init__(self, code: int, err: str) -> None:
+            self.returncode, self.stderr = code, err
+
+    monkeypatch.setattr(instructions.subprocess, "run",
+                        lambda *a, **k: Done(0, "==7== Events    : Ir\n==7== Collected : 424242\n"))
+    assert instructions.count("tiny_ops", "gradx", 3) == 424242
+    monkeypatch.setattr(instructions.subprocess, "run", lambda *a, **k: Done(1, "boom"))
+    with pytest.raises(RuntimeError, match="tiny_ops/gradx failed"):
+        instructions.count("tiny_ops", "gradx", 3)
+
+
+def test_instructions_without_valgrind_says_how_to_get_it(monkeypatch, capsys):
+    from benchmarks import instructions
+
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    assert instructions.main(["--workloads", "tiny_ops"]) == 2
+    assert "valgrind is not installed" in capsys.readouterr().err
+
+
+def test_instructions_child_runs_the_cell_and_rejects_bad_arguments():
+    from benchmarks import instructions
+
+    assert instructions.main(["--child", "tiny_ops", "gradx", "0"]) == 0
+    for bad in (["--workloads", "memory"], ["--few", "4", "--many", "4"]):
+        with pytest.raises(SystemExit):
+            instructions.parse_args(bad)
