@@ -1,4 +1,4 @@
-"""The tape: nodes, grad mode, and backward(): iterative toposort, accumulation, freeing.
+"""The tape: nodes, grad mode, and backward(): a walk in creation order, accumulation, freeing.
 
 A node is one recorded primitive application. It holds the primitive, the raw arguments
 its rules read, the raw output if a rule reads it, and its parents: for each input that
@@ -250,8 +250,8 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
     if inputs is not None:
         targets = {t._node if t._node is not None else t for t in inputs}
         keep = _pruning(root_nodes, targets)
-        if keep is None and not any(type(t) is Node for t in targets):
-            targets = None  # nothing to prune and no node to stop at: a plain walk
+        if keep is None:
+            targets = None  # nothing to prune and no interior node to stop at: a plain walk
     token = _grad_enabled.set(create_graph)
     try:
         _walk(root_nodes, grads, keep, targets, create_graph, retain_graph)
