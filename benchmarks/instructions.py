@@ -22,6 +22,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from benchmarks._threads import thread_env
+
 WORKLOADS = ("tiny_ops", "mlp_step", "deep_narrow", "hvp")
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
@@ -60,8 +62,7 @@ def run_child(workload: str, framework: str, steps: int) -> None:
 
 def count(workload: str, framework: str, steps: int) -> int:
     """Instructions of a child process running ``steps`` steps (plus warm-up and start-up)."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, **thread_env(1), "PYTHONHASHSEED": "0"}
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            "-m", "benchmarks.instructions", "--child", workload, framework, str(steps)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

@@ -340,9 +340,8 @@ def _finish(prim: Primitive, args: tuple, kwargs: dict, ans: Any, backend: Any,
         saved = _metas(raw)
     if prim.saves_ans:
         versions += (version, -1)
-        node = new_node(prim, saved, kwargs, ans, parents, ans.shape, dtype, versions, backend)
-    else:
-        node = new_node(prim, saved, kwargs, None, parents, ans.shape, dtype, versions, backend)
+    node = new_node(prim, saved, kwargs, ans if prim.saves_ans else None, parents, ans.shape,
+                    dtype, versions, backend)
     return _make(ans, backend, node, True, version)
 
 

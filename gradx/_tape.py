@@ -223,7 +223,8 @@ def _pruning(roots: list[Node], targets: set) -> set | None:
                 everything = False
     if everything:
         return None
-    return _reaching(toposort(roots), targets) | targets
+    order = sorted(seen, key=_creation_number, reverse=True)  # as toposort, without a 2nd DFS
+    return _reaching(order, targets) | targets
 
 
 def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
@@ -318,26 +319,20 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                     f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
                 ) from exc
             gd = gi.dtype
-            if type(parent) is Node:
-                if gi.shape != parent.shape or (gd is not parent.dtype and gd != parent.dtype):
-                    gi = _fit(gi, parent, prim, argnum)
-                if anomaly:
-                    _check_finite(gi, node, argnum)
-                prev = grads.get(parent)
-                if prev is None:
-                    grads[parent] = gi
+            is_node = type(parent) is Node
+            # a leaf's shape and dtype straight from its array: properties cost a call
+            ref = parent if is_node else parent.data
+            if gi.shape != ref.shape or (gd is not ref.dtype and gd != ref.dtype):
+                gi = _fit(gi, parent, prim, argnum)
+            if anomaly:
+                _check_finite(gi, node, argnum)
+            prev = grads.get(parent)
+            if prev is None:
+                grads[parent] = gi
+                if is_node:  # its first gradient: the node joins the walk
                     heappush(heap, (-parent.seq, parent))
-                else:
-                    grads[parent] = prev + gi
             else:
-                # a leaf's shape and dtype straight from its array: properties cost a call
-                ref = parent.data
-                if gi.shape != ref.shape or (gd is not ref.dtype and gd != ref.dtype):
-                    gi = _fit(gi, parent, prim, argnum)
-                if anomaly:
-                    _check_finite(gi, node, argnum)
-                prev = grads.get(parent)
-                grads[parent] = gi if prev is None else prev + gi
+                grads[parent] = prev + gi
         if not retain_graph:
             node.args = None
             node.ans = None
