@@ -95,9 +95,15 @@ class Backend:
         return self.xp.asarray(x, copy=True)
 
     def owned(self, x: Any) -> Any:
-        """``x`` if it is safe to store as a leaf's gradient and update in place, else a copy
-        (broadcast views are read-only or alias one element many times)."""
+        """``x`` if it can be stored as a leaf's gradient, else a copy (broadcast views are
+        read-only or alias one element many times). The tape has already made sure that
+        nothing else holds ``x``."""
         return x
+
+    def writable(self, x: Any) -> bool:
+        """Whether ``x`` owns its memory and ``x += y`` updates it in place. False unless a
+        backend knows: the standard cannot tell a view, and some arrays are immutable."""
+        return False
 
     # -- what the standard lacks -----------------------------------------------------
     def scatter_add(self, target: Any, key: Any, values: Any) -> Any:

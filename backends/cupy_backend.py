@@ -115,6 +115,9 @@ class CupyBackend(Backend):
             return x.copy()
         return x
 
+    def writable(self, x: Any) -> bool:
+        return type(x) is self._load().ndarray and x.base is None  # views keep their base
+
     def scatter_add(self, target: Any, key: Any, values: Any) -> Any:
         import cupyx
 

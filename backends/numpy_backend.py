@@ -75,6 +75,9 @@ class NumpyBackend(Backend):
             return x
         return np.array(x)
 
+    def writable(self, x: Any) -> bool:
+        return type(x) is np.ndarray and x.base is None and x.flags.writeable
+
     def scatter_add(self, target: Any, key: Any, values: Any) -> Any:
         out = np.array(target)
         if _is_basic(key):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import operator
+import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -331,8 +332,11 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                 grads[parent] = gi
                 if is_node:  # its first gradient: the node joins the walk
                     heappush(heap, (-parent.seq, parent))
-            else:
+            elif create_graph or _holders(prev) > _ONE_HOLDER + 1 or not \
+                    (parent.backend if is_node else parent._backend).writable(prev):
                 grads[parent] = prev + gi
+            else:  # only this sum holds prev (and it owns its memory): add in place
+                prev += gi
         if not retain_graph:
             node.args = None
             node.ans = None
@@ -410,15 +414,15 @@ def _wrap_saved(node: Node, tensor_cls: Any) -> tuple[tuple, Any]:
 
 
 def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
-    """Add each leaf's gradient into ``.grad``; never share one array between two leaves."""
+    """Store or add each leaf's gradient into ``.grad``.
+
+    A first gradient is kept without a copy when nothing else holds the array (a fresh rule
+    result), else copied, so no two leaves, saved values or user arrays ever share a
+    ``.grad`` buffer. A later one is added into the existing ``.grad`` in place."""
     from ._tensor import Tensor
 
-    make = Tensor._make
-    seen: set[int] = set()
-    for leaf, g in grads.items():
-        if type(leaf) is Node:
-            continue
-        backend = leaf._backend
+    for leaf in [k for k in grads if type(k) is not Node]:
+        g = grads.pop(leaf)
         if isinstance(g, Tensor):  # recorded (create_graph), or a seed given as a Tensor
             if not create_graph:
                 g = g.data
@@ -428,12 +432,49 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
             else:
                 leaf.grad = leaf.grad + g
                 continue
-        g = backend.copy(g) if id(g) in seen else backend.owned(g)
-        seen.add(id(g))
+        backend = leaf._backend
         old = leaf.grad
         if old is None:
-            leaf.grad = make(g, backend, None, False, [0])
+            # g is held here and, for a fresh result, nowhere else
+            g = backend.owned(g) if _holders(g) <= _ONE_HOLDER else backend.copy(g)
+            t = _new(Tensor)
+            t.data = g
+            t._backend = backend
+            t._node = None
+            t.requires_grad = False
+            t.grad = None
+            t._version = [0]
+            leaf.grad = t
         elif old.requires_grad:  # a gradient that itself has a graph keeps recording
             leaf.grad = old + g
         else:
-            leaf.grad = make(old.data + g, backend, None, False, [0])
+            leaf.grad = _add_into(old, g, backend)
+
+
+def _add_into(old: Any, g: Any, backend: Any) -> Any:
+    """``old`` with ``g`` added into its array in place (a change its version counter
+    records) where the backend says the array allows it; else a new Tensor: read-only or
+    immutable arrays, a shape or dtype set by hand."""
+    data = old.data
+    if data.shape == g.shape and data.dtype == g.dtype and backend.writable(data):
+        data += g
+        bump(old._version)
+        return old
+    return old._make(data + g, backend, None, False, [0])
+
+
+def _holders(x: Any) -> int:
+    """How many references keep ``x`` alive; a number no check accepts where unknown."""
+    return _getrefcount(x) if _getrefcount is not None else sys.maxsize
+
+
+def _one_holder() -> int:
+    probe = object()  # held by this local name only, as ``g`` is where _holders is asked
+    return _holders(probe)
+
+
+_getrefcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere nothing is stolen
+# What _holders reports for an array held by one local name; measured rather than assumed,
+# since interpreters differ in the references a call adds (3.14 borrows some).
+_ONE_HOLDER = _one_holder()
+_new = object.__new__

@@ -138,8 +138,17 @@ class Tensor:
         backward([self], [grad], retain_graph=retain_graph or create_graph,
                  create_graph=create_graph)
 
-    def zero_grad_(self) -> None:
-        self.grad = None
+    def zero_grad_(self, set_to_none: bool = True) -> None:
+        """Drop ``.grad`` (the default: the next backward stores a fresh one), or fill it with
+        zeros in place, keeping its buffer for the next backward to add into."""
+        g = self.grad
+        if set_to_none or g is None:
+            self.grad = None
+        elif g.requires_grad or not g._backend.writable(g.data):
+            self.grad = Tensor._make(g._backend.xp.zeros_like(g.data), g._backend, None, False,
+                                     [0])
+        else:
+            g[...] = 0  # a plain write: this grad records nothing; its version is bumped
 
     def _bump_version(self) -> None:
         """Tell the tape this tensor's data changed in place."""

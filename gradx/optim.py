@@ -80,10 +80,7 @@ class Optimizer:
         """Clear every parameter's gradient before the next backward."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                else:
-                    p.grad = gx.zeros_like(p.grad)
+                p.zero_grad_(set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; ``closure`` recomputes the loss."""

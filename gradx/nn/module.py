@@ -206,10 +206,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients that backward accumulated into every parameter."""
         for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad = gx.zeros_like(p.grad)
+            p.zero_grad_(set_to_none)
 
     def to(self, backend: Any) -> Module:
         """Move every parameter, gradient and buffer to ``backend`` (a name, Backend or
