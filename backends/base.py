@@ -16,6 +16,9 @@ class Backend:
 
     name: str = "abstract"
     device: str = "cpu"
+    # Arrays live in host memory, so reading a value on the host (a check, an error
+    # message) costs nothing; on a device it waits for every queued kernel.
+    host_resident: bool = True
 
     def __init__(self, xp: Any = None, name: str | None = None) -> None:
         self.__dict__["xp"] = xp  # a plain attribute: read on every op (CuPy's is lazy)

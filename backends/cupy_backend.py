@@ -55,6 +55,7 @@ def _namespace(cp: Any) -> Any:
 
 class CupyBackend(Backend):
     name = "cupy"
+    host_resident = False
 
     def __init__(self) -> None:
         super().__init__(None)

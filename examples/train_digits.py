@@ -105,15 +105,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for group in opt.param_groups:
                 group["lr"] = 0.5 * args.lr * (1.0 + math.cos(math.pi * epoch / args.epochs))
             order = gx.tensor(gx.random.permutation(n))
-            total = 0.0
+            total = None  # summed where it is computed: read once per epoch, not per step
             for i in range(0, n, args.batch_size):
                 idx = order[i:i + args.batch_size]
                 loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += loss.item() * idx.shape[0]
-            loss_value = total / n
+                batch_total = loss.detach() * idx.shape[0]
+                total = batch_total if total is None else total + batch_total
+            loss_value = total.item() / n
             bar.set_postfix(loss=f"{loss_value:.4f}", test_acc=f"{accuracy(model, x_te, y_te):.4f}")
         backend.synchronize()
         wall = time.perf_counter() - start

@@ -158,6 +158,10 @@ def enable_grad() -> _GradMode:
     return _GradMode(True)
 
 
+def is_anomaly_enabled() -> bool:
+    return _anomaly.get()
+
+
 @contextlib.contextmanager
 def detect_anomaly() -> Iterator[None]:
     """Make backward raise on the first NaN or infinity, naming the primitive and the

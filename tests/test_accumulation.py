@@ -225,3 +225,17 @@ def test_zero_grad_of_a_recording_grad_makes_a_new_zero_tensor(backend):
     assert x.grad is not recorded and not x.grad.requires_grad
     gx.testing.assert_allclose(x.grad, [0.0, 0.0])
     gx.testing.assert_allclose(recorded, [2.0, 4.0])
+
+
+def test_cupy_writable_rule_on_a_stand_in_module():
+    """CuPy arrays are writable unless they are views (which keep their base); checked with
+    NumPy standing in for the cupy module, which shares those attributes."""
+    from gradx.backends.cupy_backend import CupyBackend
+
+    backend = CupyBackend()
+    backend._cp = np  # what _load() hands back once CuPy is imported
+    fresh = np.zeros((3, 4))
+    assert backend.writable(fresh)
+    assert not backend.writable(fresh[1:])
+    assert not backend.writable(np.broadcast_to(np.zeros(4), (3, 4)))
+    assert not backend.writable(np.float64(1.0))

@@ -13,6 +13,7 @@ from typing import Any
 import gradx as gx
 
 from .._primitive import defjvp, defvjp, primitive
+from .._tape import is_anomaly_enabled
 from ..errors import ArgumentError, DTypeError, ShapeError
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -204,7 +205,9 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
     """Softmax cross-entropy of (N, C) logits against N integer class labels.
 
     With ``label_smoothing`` e the target puts 1 - e on the label and e / C on every
-    class, as in PyTorch.
+    class, as in PyTorch. A label outside [0, C) raises where checking is free (host
+    backends, or under ``gx.detect_anomaly()``); on a device it makes that row's loss NaN
+    instead, since reading labels back would stall every training step.
     """
     _require_arrays("cross_entropy", logits=logits)
     if logits.ndim != 2:
@@ -223,7 +226,14 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
         raise ArgumentError(
             f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}"
         )
-    if n > 0:
+    backend = logits.backend
+    checked = n == 0 or backend.host_resident or is_anomaly_enabled()
+    if not checked:
+        # reading the labels back would stall the device every step: out-of-range labels
+        # make their rows' losses NaN instead (detect_anomaly() names them)
+        valid = (labels >= 0) & (labels < c)
+        labels = gx.where(valid, labels, 0)
+    elif n > 0:
         lo, hi = (int(v) for v in gx.stack([gx.min(labels), gx.max(labels)]).numpy())
         if lo < 0 or hi >= c:
             raise ArgumentError(
@@ -231,7 +241,9 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
                 f"found values in [{lo}, {hi}]"
             )
     lsm = log_softmax(logits, axis=1)
-    loss = -lsm[gx.arange(n, backend=logits.backend), labels]
+    loss = -lsm[gx.arange(n, backend=backend), labels]
+    if not checked:
+        loss = gx.where(valid, loss, float("nan"))
     if label_smoothing > 0.0:
         loss = (1.0 - label_smoothing) * loss - label_smoothing * gx.mean(lsm, axis=1)
     return _reduce(loss, reduction, "cross_entropy")
