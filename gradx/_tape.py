@@ -260,7 +260,8 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
             targets = None  # nothing to prune and no interior node to stop at: a plain walk
     token = _grad_enabled.set(create_graph)
     try:
-        _walk(root_nodes, grads, keep, targets, create_graph, retain_graph)
+        _walk(root_nodes, grads, keep, targets, create_graph, retain_graph,
+              into_grad=inputs is None and not create_graph)
     finally:
         _grad_enabled.reset(token)
     if inputs is not None:
@@ -270,12 +271,17 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
 
 
 def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
-          create_graph: bool, retain_graph: bool) -> None:
+          create_graph: bool, retain_graph: bool, into_grad: bool = False) -> None:
     """Apply the VJP rules, latest node first; no separate topological sort.
 
     A node enters the heap when its first gradient arrives. Every consumer of a node was
     recorded after it, so by the time the node has the highest creation number left, all
-    of its gradient contributions are summed: the heap is the topological order."""
+    of its gradient contributions are summed: the heap is the topological order.
+
+    With ``into_grad``, a contribution for a leaf that already has a ``.grad`` is added
+    into it at once, so the array is freed while the walk goes on (one fresh gradient
+    alive at a time instead of all of them until the end; if a rule raises later, the
+    leaves reached so far keep what they got, as in PyTorch)."""
     from ._tensor import Tensor
 
     anomaly = _anomaly.get()
@@ -333,9 +339,13 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                 _check_finite(gi, node, argnum)
             prev = grads.get(parent)
             if prev is None:
-                grads[parent] = gi
                 if is_node:  # its first gradient: the node joins the walk
+                    grads[parent] = gi
                     heappush(heap, (-parent.seq, parent))
+                elif into_grad and parent.grad is not None and not parent.grad.requires_grad:
+                    parent.grad = _add_into(parent.grad, gi, parent._backend)
+                else:
+                    grads[parent] = gi
             elif create_graph or _holders(prev) > _ONE_HOLDER + 1 or not \
                     (parent.backend if is_node else parent._backend).writable(prev):
                 grads[parent] = prev + gi

@@ -239,3 +239,29 @@ def test_cupy_writable_rule_on_a_stand_in_module():
     assert not backend.writable(fresh[1:])
     assert not backend.writable(np.broadcast_to(np.zeros(4), (3, 4)))
     assert not backend.writable(np.float64(1.0))
+
+
+def test_existing_grad_takes_each_contribution_as_it_arrives(backend):
+    """x is used three times; with a .grad already there every contribution is added into
+    it during the walk (freed at once), and the sum is the same as summing first."""
+    x = gx.tensor([1.0, 2.0], requires_grad=True)
+    (x * 0.0).sum().backward()
+    buffer = x.grad.data
+    y = x * x + gx.sin(x)
+    (y * 2.0).sum().backward()
+    expect = 2.0 * (2.0 * np.array([1.0, 2.0]) + np.cos([1.0, 2.0]))
+    gx.testing.assert_allclose(x.grad, expect, rtol=1e-6)
+    if _writable(x.grad):
+        assert x.grad.data is buffer
+
+
+def test_requested_inputs_and_recorded_gradients_leave_grad_alone(backend):
+    x = gx.tensor([1.0, 2.0], requires_grad=True)
+    (x * 1.0).sum().backward()
+    before = x.grad.numpy().copy()
+    gx_x = gx.grad(lambda t: (t * t).sum())(x)
+    gx.testing.assert_allclose(gx_x, [2.0, 4.0])
+    gx.testing.assert_allclose(x.grad, before)
+    (x * x).sum().backward(create_graph=True)
+    assert x.grad.requires_grad  # a recorded sum, not an in-place add
+    gx.testing.assert_allclose(x.grad, before + np.array([2.0, 4.0]))
