@@ -342,8 +342,8 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                 if is_node:  # its first gradient: the node joins the walk
                     grads[parent] = gi
                     heappush(heap, (-parent.seq, parent))
-                elif into_grad and parent.grad is not None and not parent.grad.requires_grad:
-                    parent.grad = _add_into(parent.grad, gi, parent._backend)
+                elif into_grad and (old := parent.grad) is not None and not old.requires_grad:
+                    parent.grad = _add_into(old, gi, parent._backend)
                 else:
                     grads[parent] = gi
             elif create_graph or _holders(prev) > _ONE_HOLDER + 1 or not \
@@ -451,14 +451,7 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
         if old is None:
             # g is held here and, for a fresh result, nowhere else
             g = backend.owned(g) if _holders(g) <= _ONE_HOLDER else backend.copy(g)
-            t = _new(Tensor)
-            t.data = g
-            t._backend = backend
-            t._node = None
-            t.requires_grad = False
-            t.grad = None
-            t._version = [0]
-            leaf.grad = t
+            leaf.grad = Tensor._make(g, backend, None, False, [0])
         elif old.requires_grad:  # a gradient that itself has a graph keeps recording
             leaf.grad = old + g
         else:
@@ -491,4 +484,3 @@ _getrefcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere nothing i
 # What _holders reports for an array held by one local name; measured rather than assumed,
 # since interpreters differ in the references a call adds (3.14 borrows some).
 _ONE_HOLDER = _one_holder()
-_new = object.__new__

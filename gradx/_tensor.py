@@ -145,8 +145,7 @@ class Tensor:
         if set_to_none or g is None:
             self.grad = None
         elif g.requires_grad or not g._backend.writable(g.data):
-            self.grad = Tensor._make(g._backend.xp.zeros_like(g.data), g._backend, None, False,
-                                     [0])
+            self.grad = zeros_like(g.detach())
         else:
             g[...] = 0  # a plain write: this grad records nothing; its version is bumped
 
@@ -415,6 +414,7 @@ from .ops.comparison import (  # noqa: E402
     logical_or,
     not_equal,
 )
+from .ops.creation import zeros_like  # noqa: E402
 from .ops.elementwise import (  # noqa: E402
     abs,
     add,
