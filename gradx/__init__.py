@@ -15,7 +15,7 @@ if not _os.path.isdir(_os.path.join(_here, "backends")):
     if _os.path.isfile(_os.path.join(_beside, "base.py")):
         __path__.append(_os.path.dirname(_here))  # noqa: F821
 
-from . import linalg, random, testing  # noqa: E402
+from . import _hot, linalg, random, testing  # noqa: E402  (_hot: the compiled hot path)
 from ._backend import (  # noqa: E402
     array_namespace,
     available_backends,

@@ -35,6 +35,12 @@ def install_recorder(rec: Callable) -> Any:
 class Primitive:
     """A function with VJP (and optionally JVP) rules, one per differentiable argument."""
 
+    # slots for the fields dispatch reads on every call (the compiled path loads them by
+    # offset); the rest, including what functools.update_wrapper copies, in __dict__
+    __slots__ = ("fun", "name", "broadcasts", "saves_args", "saves_ans", "view",
+                 "changes_backend", "special", "vjps", "jvps", "vjp_argnum", "jvp_argnum",
+                 "__dict__", "__weakref__")
+
     def __init__(self, fun: Callable, *, name: str | None = None, broadcasts: bool = False,
                  saves_args: bool | str = True, saves_ans: bool = True, view: bool = False,
                  changes_backend: bool = False) -> None:
@@ -61,10 +67,10 @@ class Primitive:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], Tensor):
-            return _apply(self, args, kwargs)
+            return _dispatch(self, args, kwargs)
         for a in args:
             if isinstance(a, Tensor):
-                return _apply(self, args, kwargs)
+                return _dispatch(self, args, kwargs)
         try:
             return self.fun(*args, **kwargs)
         except GradxError as exc:
@@ -163,6 +169,16 @@ def _named(prim: Any, args: tuple, kwargs: dict, exc: GradxError) -> GradxError:
     return named
 
 
+def _reraise(prim: Any, args: tuple, kwargs: dict, exc: BaseException) -> None:
+    """Raise what ``prim`` failing with ``exc`` means to the user: a gradx error naming the
+    op and its inputs (shared by the Python and the compiled dispatcher)."""
+    if isinstance(exc, GradxError):
+        raise _named(prim, args, kwargs, exc)
+    if isinstance(exc, Exception):
+        raise _op_error(prim, args, kwargs, exc) from exc
+    raise exc
+
+
 def _backend_of_arg(prim: Primitive, args: tuple, a: Any) -> Any:
     try:
         return backend_of(a)
@@ -231,10 +247,8 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
         return _apply_any(prim, args, kwargs)
     try:
         ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
-    except GradxError as exc:
-        raise _named(prim, args, kwargs, exc)  # noqa: B904 - the cause is kept
     except Exception as exc:
-        raise _op_error(prim, args, kwargs, exc) from exc
+        _reraise(prim, args, kwargs, exc)
     if prim.special or _HOOKED[0]:
         return _finish(prim, args, kwargs, ans, backend, parents, raw)
     out = _new(Tensor)
@@ -306,10 +320,8 @@ def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     parents = None if plist is None else tuple(plist)
     try:
         ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
-    except GradxError as exc:
-        raise _named(prim, args, kwargs, exc)  # noqa: B904 - the cause is kept
     except Exception as exc:
-        raise _op_error(prim, args, kwargs, exc) from exc
+        _reraise(prim, args, kwargs, exc)
     return _finish(prim, args, kwargs, ans, backend, parents, raw)
 
 
@@ -368,3 +380,5 @@ from ._backend import backend_of  # noqa: E402
 from ._tensor import Tensor  # noqa: E402
 
 _make = Tensor._make
+# what Primitive.__call__ runs on Tensors: _apply, or its compiled counterpart (gradx._hot)
+_dispatch = _apply

@@ -260,13 +260,13 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
             targets = None  # nothing to prune and no interior node to stop at: a plain walk
     token = _grad_enabled.set(create_graph)
     try:
-        _walk(root_nodes, grads, keep, targets, create_graph, retain_graph,
-              into_grad=inputs is None and not create_graph)
+        _walk_impl(root_nodes, grads, keep, targets, create_graph, retain_graph,
+                   inputs is None and not create_graph)
     finally:
         _grad_enabled.reset(token)
     if inputs is not None:
         return [grads.get(t._node if t._node is not None else t) for t in inputs]
-    _accumulate_leaves(grads, create_graph)
+    _leaves_impl(grads, create_graph)
     return None
 
 
@@ -294,10 +294,7 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
         g = grads.pop(node)
         args = node.args
         if args is None:
-            raise GraphError(
-                f"backward through '{node.prim.name}' a second time: its saved values were "
-                "freed by the first backward. Pass retain_graph=True to the first call"
-            )
+            _freed(node)
         if node.seq < LAST_CHANGE[0]:
             _check_versions(node)
         ans = node.ans
@@ -318,17 +315,11 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                 elif prim.vjp_argnum is not None:
                     gi = prim.vjp_argnum(argnum, g, ans, *args, **kwargs)
                 else:
-                    raise NotDifferentiableError(
-                        f"'{prim.name}' has no VJP rule for argument {argnum}; define one with "
-                        f"gx.defvjp, or detach that input (gx.stop_gradient)"
-                    )
+                    _no_rule(prim, argnum)
             except (NotDifferentiableError, GraphError):
                 raise
             except Exception as exc:
-                raise OpError(
-                    f"the VJP rule of '{prim.name}' failed for argument {argnum} with gradient "
-                    f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
-                ) from exc
+                _rule_failed(prim, argnum, g, exc)
             gd = gi.dtype
             is_node = type(parent) is Node
             # a leaf's shape and dtype straight from its array: properties cost a call
@@ -354,6 +345,29 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
         if not retain_graph:
             node.args = None
             node.ans = None
+
+
+# Errors of the walk, raised by the Python walk and the compiled one alike.
+
+def _freed(node: Node) -> None:
+    raise GraphError(
+        f"backward through '{node.prim.name}' a second time: its saved values were "
+        "freed by the first backward. Pass retain_graph=True to the first call"
+    )
+
+
+def _no_rule(prim: Any, argnum: int) -> None:
+    raise NotDifferentiableError(
+        f"'{prim.name}' has no VJP rule for argument {argnum}; define one with "
+        f"gx.defvjp, or detach that input (gx.stop_gradient)"
+    )
+
+
+def _rule_failed(prim: Any, argnum: int, g: Any, exc: Exception) -> None:
+    raise OpError(
+        f"the VJP rule of '{prim.name}' failed for argument {argnum} with gradient "
+        f"shape {tuple(g.shape)}: {type(exc).__name__}: {exc}"
+    ) from exc
 
 
 def _check_versions(node: Node) -> None:
@@ -484,3 +498,8 @@ _getrefcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere nothing i
 # What _holders reports for an array held by one local name; measured rather than assumed,
 # since interpreters differ in the references a call adds (3.14 borrows some).
 _ONE_HOLDER = _one_holder()
+
+
+# What backward() runs: the functions above, or their compiled counterparts (gradx._hot).
+_walk_impl = _walk
+_leaves_impl = _accumulate_leaves

@@ -1,0 +1,1005 @@
+/* The hot path of gradx compiled: dispatch of a primitive on Tensors (apply) and the
+ * backward walk (walk, accumulate_leaves).
+ *
+ * Each function is a line-for-line counterpart of a Python function (_primitive._apply,
+ * _tape._walk, _tape._accumulate_leaves), which stays the reference and the fallback. The
+ * Python classes Tensor, Node and Primitive keep their __slots__; their offsets are read
+ * once from the member descriptors, so a field is one load here instead of an attribute
+ * lookup. Anything rare (views, recorders, errors, unbroadcasting, anomaly checks) is left
+ * to the Python helpers handed over by configure(): only the common path lives here.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+typedef struct {
+    Py_ssize_t data, grad, requires_grad, node, backend, version;
+} TensorSlots;
+typedef struct {
+    Py_ssize_t prim, args, kwargs, ans, parents, shape, dtype, versions, backend, seq;
+} NodeSlots;
+typedef struct {
+    Py_ssize_t fun, special, saves_args, saves_ans, vjps, vjp_argnum;
+} PrimSlots;
+
+static PyTypeObject *Tensor_T, *Node_T, *Prim_T;
+static TensorSlots TS;
+static NodeSlots NS;
+static PrimSlots PS;
+
+static PyObject *grad_var, *anomaly_var, *seq_counter, *last_change, *debug_flag, *hooked_flag;
+static PyObject *nones;          /* list: nones[n] is a tuple of n Nones */
+static PyObject *py_apply, *py_finish, *py_reraise, *py_metas, *py_annotate;
+static PyObject *identity_vjp, *py_check_versions, *py_fit, *py_check_finite, *py_wrap_saved;
+static PyObject *py_add_into, *py_rule_failed, *py_no_rule, *py_freed, *py_leaves;
+static PyObject *GraphError, *NotDifferentiableError;
+static PyObject *s_dtype, *s_shape, *s_float_dtypes, *s_is_float, *s_writable, *s_owned;
+static PyObject *s_copy, *small_ints[3]; /* 0, 1, -1 */
+static Py_ssize_t one_holder;        /* references of an array held by one C local */
+static int configured;
+
+/* the float-dtype table of the backend seen last: one dict probe per recorded node */
+static PyObject *fd_backend, *fd_table;
+
+static inline void
+set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) /* steals value */
+{
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = value;
+    Py_XDECREF(old);
+}
+
+static inline PyObject *
+get_slot(PyObject *obj, Py_ssize_t off, const char *name) /* borrowed */
+{
+    PyObject *v = SLOT(obj, off);
+    if (v == NULL)
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%s'",
+                     Py_TYPE(obj)->tp_name, name);
+    return v;
+}
+
+static inline int
+truthy(PyObject *v)
+{
+    if (v == Py_True) return 1;
+    if (v == Py_False || v == Py_None) return 0;
+    return PyObject_IsTrue(v);
+}
+
+static inline int
+is_tensor(PyObject *o)
+{
+    return Py_IS_TYPE(o, Tensor_T) || PyType_IsSubtype(Py_TYPE(o), Tensor_T);
+}
+
+/* type(o) in (bool, int, float, complex, NoneType) */
+static inline int
+is_scalar(PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    return t == &PyFloat_Type || t == &PyLong_Type || t == &PyBool_Type || o == Py_None
+           || t == &PyComplex_Type;
+}
+
+static int
+flag_set(PyObject *flag_list)
+{
+    return truthy(PyList_GET_ITEM(flag_list, 0));
+}
+
+static int
+context_flag(PyObject *var)
+{
+    PyObject *v;
+    if (PyContextVar_Get(var, NULL, &v) < 0) return -1;
+    int r = truthy(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* -- configure ------------------------------------------------------------------------ */
+
+static int
+slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out)
+{
+    PyObject *d = PyDict_GetItemString(type->tp_dict, name);
+    if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ member", type->tp_name, name);
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not an object slot", type->tp_name, name);
+        return -1;
+    }
+    *out = m->offset;
+    return 0;
+}
+
+static PyObject *
+take(PyObject *ns, const char *name)
+{
+    PyObject *v = PyDict_GetItemString(ns, name);
+    if (v == NULL) {
+        PyErr_Format(PyExc_KeyError, "configure: missing %s", name);
+        return NULL;
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+#define TAKE(var, name) if ((var = take(ns, name)) == NULL) return NULL
+
+static PyObject *
+configure(PyObject *self, PyObject *ns)
+{
+    if (!PyDict_Check(ns)) {
+        PyErr_SetString(PyExc_TypeError, "configure takes a dict");
+        return NULL;
+    }
+    PyObject *t;
+    TAKE(t, "Tensor");
+    Tensor_T = (PyTypeObject *)t;
+    TAKE(t, "Node");
+    Node_T = (PyTypeObject *)t;
+    TAKE(t, "Primitive");
+    Prim_T = (PyTypeObject *)t;
+    if (!PyType_Check(Tensor_T) || !PyType_Check(Node_T) || !PyType_Check(Prim_T)) {
+        PyErr_SetString(PyExc_TypeError, "configure: Tensor, Node, Primitive must be classes");
+        return NULL;
+    }
+    if (slot_offset(Tensor_T, "data", &TS.data) || slot_offset(Tensor_T, "grad", &TS.grad)
+        || slot_offset(Tensor_T, "requires_grad", &TS.requires_grad)
+        || slot_offset(Tensor_T, "_node", &TS.node)
+        || slot_offset(Tensor_T, "_backend", &TS.backend)
+        || slot_offset(Tensor_T, "_version", &TS.version)
+        || slot_offset(Node_T, "prim", &NS.prim) || slot_offset(Node_T, "args", &NS.args)
+        || slot_offset(Node_T, "kwargs", &NS.kwargs) || slot_offset(Node_T, "ans", &NS.ans)
+        || slot_offset(Node_T, "parents", &NS.parents)
+        || slot_offset(Node_T, "shape", &NS.shape) || slot_offset(Node_T, "dtype", &NS.dtype)
+        || slot_offset(Node_T, "versions", &NS.versions)
+        || slot_offset(Node_T, "backend", &NS.backend) || slot_offset(Node_T, "seq", &NS.seq)
+        || slot_offset(Prim_T, "fun", &PS.fun) || slot_offset(Prim_T, "special", &PS.special)
+        || slot_offset(Prim_T, "saves_args", &PS.saves_args)
+        || slot_offset(Prim_T, "saves_ans", &PS.saves_ans)
+        || slot_offset(Prim_T, "vjps", &PS.vjps)
+        || slot_offset(Prim_T, "vjp_argnum", &PS.vjp_argnum))
+        return NULL;
+    TAKE(grad_var, "grad_enabled");
+    TAKE(anomaly_var, "anomaly");
+    TAKE(seq_counter, "seq");
+    TAKE(last_change, "last_change");
+    TAKE(debug_flag, "debug");
+    TAKE(hooked_flag, "hooked");
+    TAKE(nones, "nones");
+    TAKE(py_apply, "apply");
+    TAKE(py_finish, "finish");
+    TAKE(py_reraise, "reraise");
+    TAKE(py_metas, "metas");
+    TAKE(py_annotate, "annotate");
+    TAKE(identity_vjp, "identity_vjp");
+    TAKE(py_check_versions, "check_versions");
+    TAKE(py_fit, "fit");
+    TAKE(py_check_finite, "check_finite");
+    TAKE(py_wrap_saved, "wrap_saved");
+    TAKE(py_add_into, "add_into");
+    TAKE(py_rule_failed, "rule_failed");
+    TAKE(py_no_rule, "no_rule");
+    TAKE(py_freed, "freed");
+    TAKE(py_leaves, "accumulate_leaves");
+    TAKE(GraphError, "GraphError");
+    TAKE(NotDifferentiableError, "NotDifferentiableError");
+    if (!PyList_Check(last_change) || !PyList_Check(debug_flag) || !PyList_Check(hooked_flag)
+        || !PyList_Check(nones)) {
+        PyErr_SetString(PyExc_TypeError, "configure: flags and nones must be lists");
+        return NULL;
+    }
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+/* -- apply ---------------------------------------------------------------------------- */
+
+static PyObject *
+parent_entry(PyObject *argnum, PyObject *t)
+{
+    PyObject *node = SLOT(t, TS.node);
+    PyObject *p = (node != NULL && node != Py_None) ? node : t;
+    return PyTuple_Pack(2, argnum, p);
+}
+
+static PyObject *
+reraise(PyObject *prim, PyObject *args, PyObject *kwargs)
+{
+    PyObject *type, *val, *tb;
+    PyErr_Fetch(&type, &val, &tb);
+    PyErr_NormalizeException(&type, &val, &tb);
+    if (tb != NULL && val != NULL) PyException_SetTraceback(val, tb);
+    PyObject *r = val == NULL ? NULL
+        : PyObject_CallFunctionObjArgs(py_reraise, prim, args, kwargs, val, NULL);
+    if (r != NULL) { /* the helper always raises; keep the original error if not */
+        Py_DECREF(r);
+        PyErr_Restore(type, val, tb);
+        return NULL;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    return NULL;
+}
+
+static int
+float_dtype(PyObject *backend, PyObject *dtype)
+{
+    if (backend != fd_backend) {
+        PyObject *table = PyObject_GetAttr(backend, s_float_dtypes);
+        if (table == NULL) return -1;
+        if (!PyDict_Check(table)) {
+            Py_DECREF(table);
+            table = NULL;
+        }
+        Py_XSETREF(fd_table, table);
+        Py_INCREF(backend);
+        Py_XSETREF(fd_backend, backend);
+    }
+    if (fd_table != NULL) {
+        PyObject *known = PyDict_GetItemWithError(fd_table, dtype);
+        if (known != NULL) return truthy(known);
+        if (PyErr_Occurred()) return -1;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(backend, s_is_float, dtype);
+    if (r == NULL) return -1;
+    int f = truthy(r);
+    Py_DECREF(r);
+    return f;
+}
+
+/* apply(prim, args, kwargs): _primitive._apply for one or two arguments, Tensors or a
+ * Tensor and a Python scalar; every other call goes to the Python function. */
+static PyObject *
+apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
+{
+    if (nfa != 3) {
+        PyErr_SetString(PyExc_TypeError, "apply(prim, args, kwargs)");
+        return NULL;
+    }
+    PyObject *prim = fa[0], *args = fa[1], *kwargs = fa[2];
+    if (!Py_IS_TYPE(prim, Prim_T) || !PyTuple_CheckExact(args) || !PyDict_CheckExact(kwargs)
+        || SLOT(prim, PS.fun) == NULL || SLOT(prim, PS.special) == NULL
+        || SLOT(prim, PS.saves_args) == NULL || SLOT(prim, PS.saves_ans) == NULL)
+        return PyObject_Vectorcall(py_apply, fa, 3, NULL);
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *a, *b = NULL, *t = NULL; /* t: the Tensor whose backend is used */
+    int a_t = 0, b_t = 0;
+    if (n == 2) {
+        a = PyTuple_GET_ITEM(args, 0);
+        b = PyTuple_GET_ITEM(args, 1);
+        a_t = is_tensor(a);
+        b_t = is_tensor(b);
+        if (a_t && b_t) {
+            if (SLOT(a, TS.backend) != SLOT(b, TS.backend))
+                return PyObject_Vectorcall(py_apply, fa, 3, NULL); /* raises the mismatch */
+        }
+        else if (!((a_t && is_scalar(b)) || (b_t && is_scalar(a))))
+            return PyObject_Vectorcall(py_apply, fa, 3, NULL);
+        t = a_t ? a : b;
+    }
+    else if (n == 1) {
+        a = PyTuple_GET_ITEM(args, 0);
+        if (!is_tensor(a)) return PyObject_Vectorcall(py_apply, fa, 3, NULL);
+        a_t = 1;
+        t = a;
+    }
+    else
+        return PyObject_Vectorcall(py_apply, fa, 3, NULL);
+
+    PyObject *backend = SLOT(t, TS.backend);
+    if (backend == NULL || SLOT(t, TS.data) == NULL || SLOT(t, TS.version) == NULL
+        || (b_t && (SLOT(b, TS.data) == NULL || SLOT(b, TS.version) == NULL)))
+        return PyObject_Vectorcall(py_apply, fa, 3, NULL); /* a half-built Tensor */
+    int grad_on = context_flag(grad_var);
+    if (grad_on < 0) return NULL;
+    int a_req = 0, b_req = 0;
+    if (grad_on) {
+        if (a_t && (a_req = truthy(get_slot(a, TS.requires_grad, "requires_grad"))) < 0)
+            return NULL;
+        if (b_t && (b_req = truthy(get_slot(b, TS.requires_grad, "requires_grad"))) < 0)
+            return NULL;
+    }
+    PyObject *raw = PyTuple_New(n);
+    if (raw == NULL) return NULL;
+    PyObject *x = a_t ? SLOT(a, TS.data) : a;
+    Py_INCREF(x);
+    PyTuple_SET_ITEM(raw, 0, x);
+    if (n == 2) {
+        x = b_t ? SLOT(b, TS.data) : b;
+        Py_INCREF(x);
+        PyTuple_SET_ITEM(raw, 1, x);
+    }
+    PyObject *parents = NULL;
+    if (a_req || b_req) {
+        PyObject *pa = NULL, *pb = NULL;
+        if (a_req && (pa = parent_entry(small_ints[0], a)) == NULL) goto fail_raw;
+        if (b_req && (pb = parent_entry(small_ints[1], b)) == NULL) {
+            Py_XDECREF(pa);
+            goto fail_raw;
+        }
+        parents = (pa && pb) ? PyTuple_Pack(2, pa, pb) : PyTuple_Pack(1, pa ? pa : pb);
+        Py_XDECREF(pa);
+        Py_XDECREF(pb);
+        if (parents == NULL) goto fail_raw;
+    }
+    PyObject *fun = SLOT(prim, PS.fun);
+    PyObject *ans = PyDict_GET_SIZE(kwargs)
+        ? PyObject_Call(fun, raw, kwargs)
+        : PyObject_Vectorcall(fun, &PyTuple_GET_ITEM(raw, 0), n, NULL);
+    if (ans == NULL) {
+        Py_XDECREF(parents);
+        Py_DECREF(raw);
+        return reraise(prim, args, kwargs);
+    }
+    int special = truthy(SLOT(prim, PS.special));
+    if (special < 0) goto fail_ans;
+    if (special || flag_set(hooked_flag)) {
+        PyObject *r = PyObject_CallFunctionObjArgs(py_finish, prim, args, kwargs, ans, backend,
+                                                   parents ? parents : Py_None, raw, NULL);
+        Py_XDECREF(parents);
+        Py_DECREF(raw);
+        Py_DECREF(ans);
+        return r;
+    }
+    PyObject *version = PyList_New(1);
+    if (version == NULL) goto fail_ans;
+    Py_INCREF(small_ints[0]);
+    PyList_SET_ITEM(version, 0, small_ints[0]);
+    PyObject *out = Tensor_T->tp_alloc(Tensor_T, 0);
+    if (out == NULL) {
+        Py_DECREF(version);
+        goto fail_ans;
+    }
+    Py_INCREF(ans);
+    SLOT(out, TS.data) = ans;
+    Py_INCREF(backend);
+    SLOT(out, TS.backend) = backend;
+    Py_INCREF(Py_None);
+    SLOT(out, TS.grad) = Py_None;
+    SLOT(out, TS.version) = version;
+    if (parents != NULL) {
+        PyObject *dtype = PyObject_GetAttr(ans, s_dtype);
+        if (dtype == NULL) goto fail_out;
+        int is_float = float_dtype(backend, dtype);
+        if (is_float < 0) {
+            Py_DECREF(dtype);
+            goto fail_out;
+        }
+        if (is_float) {
+            PyObject *shape = PyObject_GetAttr(ans, s_shape);
+            if (shape == NULL) {
+                Py_DECREF(dtype);
+                goto fail_out;
+            }
+            PyObject *saves = SLOT(prim, PS.saves_args), *saved, *versions;
+            int saves_ans = truthy(SLOT(prim, PS.saves_ans));
+            if (saves == Py_True) {
+                Py_INCREF(raw);
+                saved = raw;
+                PyObject *va = a_t ? SLOT(a, TS.version) : NULL;
+                PyObject *vb = b_t ? SLOT(b, TS.version) : NULL;
+                if (va && vb)
+                    versions = saves_ans
+                        ? PyTuple_Pack(6, va, small_ints[0], vb, small_ints[1], version,
+                                       small_ints[2])
+                        : PyTuple_Pack(4, va, small_ints[0], vb, small_ints[1]);
+                else {
+                    PyObject *v = va ? va : vb, *i = va ? small_ints[0] : small_ints[1];
+                    versions = saves_ans ? PyTuple_Pack(4, v, i, version, small_ints[2])
+                                         : PyTuple_Pack(2, v, i);
+                }
+            }
+            else {
+                if (saves == Py_False) {
+                    saved = PyList_GET_ITEM(nones, n);
+                    Py_INCREF(saved);
+                }
+                else
+                    saved = PyObject_CallOneArg(py_metas, raw);
+                versions = saves_ans ? PyTuple_Pack(2, version, small_ints[2]) : PyTuple_New(0);
+            }
+            PyObject *seq = PyIter_Next(seq_counter);
+            PyObject *node = Node_T->tp_alloc(Node_T, 0);
+            if (saved == NULL || versions == NULL || seq == NULL || node == NULL) {
+                Py_XDECREF(saved);
+                Py_XDECREF(versions);
+                Py_XDECREF(seq);
+                Py_XDECREF(node);
+                Py_DECREF(shape);
+                Py_DECREF(dtype);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "node numbering ended");
+                goto fail_out;
+            }
+            SLOT(node, NS.args) = saved;
+            if (saves_ans) {
+                Py_INCREF(ans);
+                SLOT(node, NS.ans) = ans;
+            }
+            else {
+                Py_INCREF(Py_None);
+                SLOT(node, NS.ans) = Py_None;
+            }
+            SLOT(node, NS.versions) = versions;
+            Py_INCREF(prim);
+            SLOT(node, NS.prim) = prim;
+            Py_INCREF(kwargs);
+            SLOT(node, NS.kwargs) = kwargs;
+            SLOT(node, NS.parents) = parents;
+            parents = NULL;
+            SLOT(node, NS.shape) = shape;
+            SLOT(node, NS.dtype) = dtype;
+            Py_INCREF(backend);
+            SLOT(node, NS.backend) = backend;
+            SLOT(node, NS.seq) = seq;
+            if (flag_set(debug_flag)) {
+                PyObject *r = PyObject_CallOneArg(py_annotate, node);
+                if (r == NULL) {
+                    Py_DECREF(node);
+                    goto fail_out;
+                }
+                Py_DECREF(r);
+            }
+            SLOT(out, TS.node) = node;
+            Py_INCREF(Py_True);
+            SLOT(out, TS.requires_grad) = Py_True;
+            Py_DECREF(raw);
+            Py_DECREF(ans);
+            return out;
+        }
+        Py_DECREF(dtype);
+        Py_CLEAR(parents);
+    }
+    Py_INCREF(Py_None);
+    SLOT(out, TS.node) = Py_None;
+    Py_INCREF(Py_False);
+    SLOT(out, TS.requires_grad) = Py_False;
+    Py_DECREF(raw);
+    Py_DECREF(ans);
+    return out;
+
+fail_out:
+    Py_DECREF(out);
+fail_ans:
+    Py_DECREF(ans);
+    Py_XDECREF(parents);
+fail_raw:
+    Py_DECREF(raw);
+    return NULL;
+}
+
+/* -- walk ----------------------------------------------------------------------------- */
+
+typedef struct {
+    long long key;
+    PyObject *node; /* strong */
+} HeapItem;
+
+typedef struct {
+    HeapItem *items;
+    Py_ssize_t len, cap;
+} Heap;
+
+static int
+heap_push(Heap *h, long long key, PyObject *node)
+{
+    if (h->len == h->cap) {
+        Py_ssize_t cap = h->cap ? 2 * h->cap : 64;
+        HeapItem *items = PyMem_Realloc(h->items, cap * sizeof(HeapItem));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        h->items = items;
+        h->cap = cap;
+    }
+    Py_ssize_t i = h->len++;
+    while (i > 0) { /* sift up: the largest creation number on top */
+        Py_ssize_t up = (i - 1) / 2;
+        if (h->items[up].key >= key) break;
+        h->items[i] = h->items[up];
+        i = up;
+    }
+    Py_INCREF(node);
+    h->items[i].key = key;
+    h->items[i].node = node;
+    return 0;
+}
+
+static PyObject *
+heap_pop(Heap *h) /* new reference */
+{
+    PyObject *top = h->items[0].node;
+    HeapItem last = h->items[--h->len];
+    Py_ssize_t i = 0, n = h->len;
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h->items[c + 1].key > h->items[c].key) c++;
+        if (h->items[c].key <= last.key) break;
+        h->items[i] = h->items[c];
+        i = c;
+    }
+    if (n > 0) h->items[i] = last;
+    return top;
+}
+
+static void
+heap_clear(Heap *h)
+{
+    for (Py_ssize_t i = 0; i < h->len; i++) Py_DECREF(h->items[i].node);
+    PyMem_Free(h->items);
+}
+
+static int
+node_key(PyObject *node, long long *key)
+{
+    PyObject *seq = get_slot(node, NS.seq, "seq");
+    if (seq == NULL) return -1;
+    *key = PyLong_AsLongLong(seq);
+    return (*key == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* rule(g, ans, *args, **kwargs), or with argnum first for a vjp_argnum rule */
+static PyObject *
+call_rule(PyObject *rule, PyObject *argnum, PyObject *g, PyObject *ans, PyObject *args,
+          PyObject *kwargs)
+{
+    PyObject *stack_buf[10], **stack = stack_buf;
+    Py_ssize_t m = PyTuple_GET_SIZE(args), k = 0, total = m + 2 + (argnum != NULL);
+    if (total > 10) {
+        stack = PyMem_Malloc(total * sizeof(PyObject *));
+        if (stack == NULL) return PyErr_NoMemory();
+    }
+    if (argnum != NULL) stack[k++] = argnum;
+    stack[k++] = g;
+    stack[k++] = ans;
+    for (Py_ssize_t i = 0; i < m; i++) stack[k++] = PyTuple_GET_ITEM(args, i);
+    PyObject *r;
+    if (kwargs == NULL || !PyDict_Check(kwargs) || PyDict_GET_SIZE(kwargs) == 0)
+        r = PyObject_Vectorcall(rule, stack, total, NULL);
+    else {
+        PyObject *tup = PyTuple_New(total);
+        if (tup == NULL)
+            r = NULL;
+        else {
+            for (Py_ssize_t i = 0; i < total; i++) {
+                Py_INCREF(stack[i]);
+                PyTuple_SET_ITEM(tup, i, stack[i]);
+            }
+            r = PyObject_Call(rule, tup, kwargs);
+            Py_DECREF(tup);
+        }
+    }
+    if (stack != stack_buf) PyMem_Free(stack);
+    return r;
+}
+
+/* the gradient of argument argnum of node's primitive; NULL with an error set */
+static PyObject *
+vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans,
+    PyObject *args, PyObject *kwargs)
+{
+    PyObject *vjps = SLOT(prim, PS.vjps), *rule = NULL, *r;
+    if (vjps != NULL && PyDict_Check(vjps)) {
+        rule = PyDict_GetItemWithError(vjps, argnum);
+        if (rule == NULL && PyErr_Occurred()) return NULL;
+    }
+    if (rule == identity_vjp) {
+        Py_INCREF(g);
+        return g;
+    }
+    PyObject *by_argnum = SLOT(prim, PS.vjp_argnum);
+    if (rule != NULL)
+        r = call_rule(rule, NULL, g, ans, args, kwargs);
+    else if (by_argnum != NULL && by_argnum != Py_None)
+        r = call_rule(by_argnum, argnum, g, ans, args, kwargs);
+    else
+        r = PyObject_CallFunctionObjArgs(py_no_rule, prim, argnum, NULL);
+    if (r != NULL) return r;
+    if (PyErr_ExceptionMatches(NotDifferentiableError) || PyErr_ExceptionMatches(GraphError)
+        || !PyErr_ExceptionMatches(PyExc_Exception))
+        return NULL;
+    PyObject *type, *val, *tb;
+    PyErr_Fetch(&type, &val, &tb);
+    PyErr_NormalizeException(&type, &val, &tb);
+    if (tb != NULL && val != NULL) PyException_SetTraceback(val, tb);
+    r = PyObject_CallFunctionObjArgs(py_rule_failed, prim, argnum, g, val, NULL);
+    Py_XDECREF(r);
+    Py_XDECREF(type);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    if (r != NULL) PyErr_SetString(PyExc_SystemError, "rule_failed returned");
+    return NULL;
+}
+
+/* steals gi; 0 on success */
+static int
+deliver(PyObject *grads, Heap *heap, PyObject *node, PyObject *prim, PyObject *argnum,
+        PyObject *parent, PyObject *gi, int anomaly, int create_graph, int into_grad)
+{
+    int is_node = Py_IS_TYPE(parent, Node_T);
+    PyObject *ref_shape, *ref_dtype, *data = NULL;
+    if (is_node) {
+        ref_shape = SLOT(parent, NS.shape);
+        ref_dtype = SLOT(parent, NS.dtype);
+        Py_XINCREF(ref_shape);
+        Py_XINCREF(ref_dtype);
+    }
+    else {
+        data = get_slot(parent, TS.data, "data");
+        if (data == NULL) goto fail;
+        ref_shape = PyObject_GetAttr(data, s_shape);
+        ref_dtype = PyObject_GetAttr(data, s_dtype);
+    }
+    if (ref_shape == NULL || ref_dtype == NULL) {
+        Py_XDECREF(ref_shape);
+        Py_XDECREF(ref_dtype);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "a node without shape");
+        goto fail;
+    }
+    PyObject *gs = PyObject_GetAttr(gi, s_shape), *gd = NULL;
+    int differ = gs == NULL ? -1 : PyObject_RichCompareBool(gs, ref_shape, Py_NE);
+    if (differ == 0) {
+        gd = PyObject_GetAttr(gi, s_dtype);
+        differ = gd == NULL ? -1 : (gd == ref_dtype ? 0 : PyObject_RichCompareBool(gd, ref_dtype, Py_NE));
+    }
+    Py_XDECREF(gs);
+    Py_XDECREF(gd);
+    Py_DECREF(ref_shape);
+    Py_DECREF(ref_dtype);
+    if (differ < 0) goto fail;
+    if (differ) {
+        PyObject *fitted = PyObject_CallFunctionObjArgs(py_fit, gi, parent, prim, argnum, NULL);
+        if (fitted == NULL) goto fail;
+        Py_SETREF(gi, fitted);
+    }
+    if (anomaly) {
+        PyObject *r = PyObject_CallFunctionObjArgs(py_check_finite, gi, node, argnum, NULL);
+        if (r == NULL) goto fail;
+        Py_DECREF(r);
+    }
+    PyObject *prev = PyDict_GetItemWithError(grads, parent); /* borrowed */
+    if (prev == NULL) {
+        if (PyErr_Occurred()) goto fail;
+        if (is_node) {
+            long long key;
+            if (node_key(parent, &key) || PyDict_SetItem(grads, parent, gi)
+                || heap_push(heap, key, parent))
+                goto fail;
+        }
+        else {
+            PyObject *old = into_grad ? SLOT(parent, TS.grad) : NULL;
+            int old_rec = 1;
+            if (old != NULL && old != Py_None) {
+                if (is_tensor(old))
+                    old_rec = truthy(get_slot(old, TS.requires_grad, "requires_grad"));
+                else {
+                    PyObject *rq = PyObject_GetAttrString(old, "requires_grad");
+                    old_rec = rq == NULL ? -1 : truthy(rq);
+                    Py_XDECREF(rq);
+                }
+                if (old_rec < 0) goto fail;
+            }
+            if (old != NULL && old != Py_None && !old_rec) {
+                PyObject *backend = SLOT(parent, TS.backend);
+                PyObject *sum = PyObject_CallFunctionObjArgs(py_add_into, old, gi, backend, NULL);
+                if (sum == NULL) goto fail;
+                set_slot(parent, TS.grad, sum);
+            }
+            else if (PyDict_SetItem(grads, parent, gi))
+                goto fail;
+        }
+        Py_DECREF(gi);
+        return 0;
+    }
+    int fresh = 0; /* only the sum holds prev (and it owns its memory): add in place */
+    if (!create_graph && Py_REFCNT(prev) <= 1) {
+        PyObject *backend = is_node ? SLOT(parent, NS.backend) : SLOT(parent, TS.backend);
+        PyObject *w = PyObject_CallMethodOneArg(backend, s_writable, prev);
+        if (w == NULL) goto fail;
+        fresh = truthy(w);
+        Py_DECREF(w);
+        if (fresh < 0) goto fail;
+    }
+    if (fresh) {
+        PyObject *r = PyNumber_InPlaceAdd(prev, gi);
+        if (r == NULL) goto fail;
+        Py_DECREF(r);
+    }
+    else {
+        PyObject *sum = PyNumber_Add(prev, gi);
+        if (sum == NULL) goto fail;
+        int e = PyDict_SetItem(grads, parent, sum);
+        Py_DECREF(sum);
+        if (e) goto fail;
+    }
+    Py_DECREF(gi);
+    return 0;
+fail:
+    Py_DECREF(gi);
+    return -1;
+}
+
+/* walk(roots, grads, keep, targets, create_graph, retain_graph, into_grad): _tape._walk */
+static PyObject *
+walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
+{
+    if (nfa != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "walk(roots, grads, keep, targets, create_graph, retain_graph, into_grad)");
+        return NULL;
+    }
+    PyObject *roots = fa[0], *grads = fa[1], *keep = fa[2], *targets = fa[3];
+    int create_graph = truthy(fa[4]), retain_graph = truthy(fa[5]), into_grad = truthy(fa[6]);
+    if (!PyList_Check(roots) || !PyDict_Check(grads)) {
+        PyErr_SetString(PyExc_TypeError, "walk: roots must be a list and grads a dict");
+        return NULL;
+    }
+    if (keep == Py_None) keep = NULL;
+    if (targets == Py_None) targets = NULL;
+    int anomaly = context_flag(anomaly_var);
+    if (anomaly < 0 || create_graph < 0 || retain_graph < 0 || into_grad < 0) return NULL;
+    Heap heap = {NULL, 0, 0};
+    PyObject *seen = NULL;
+    Py_ssize_t nroots = PyList_GET_SIZE(roots);
+    if (nroots > 1 && (seen = PySet_New(NULL)) == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < nroots; i++) {
+        PyObject *r = PyList_GET_ITEM(roots, i);
+        long long key;
+        if (seen != NULL) {
+            int dup = PySet_Contains(seen, r);
+            if (dup < 0 || (!dup && PySet_Add(seen, r))) goto fail;
+            if (dup) continue;
+        }
+        if (node_key(r, &key) || heap_push(&heap, key, r)) goto fail;
+    }
+    Py_CLEAR(seen);
+    while (heap.len) {
+        PyObject *node = heap_pop(&heap), *g = NULL, *args = NULL, *ans = NULL;
+        if (targets != NULL) {
+            int hit = PySet_Contains(targets, node);
+            if (hit < 0) goto fail_node;
+            if (hit) {
+                Py_DECREF(node);
+                continue; /* a requested input: its gradient is the answer */
+            }
+        }
+        g = PyDict_GetItemWithError(grads, node);
+        if (g == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, node);
+            goto fail_node;
+        }
+        Py_INCREF(g);
+        if (PyDict_DelItem(grads, node)) goto fail_node;
+        args = SLOT(node, NS.args);
+        if (args == NULL || args == Py_None) {
+            PyObject *r = PyObject_CallOneArg(py_freed, node);
+            Py_XDECREF(r);
+            goto fail_node;
+        }
+        long long key, last = PyLong_AsLongLong(PyList_GET_ITEM(last_change, 0));
+        if ((last == -1 && PyErr_Occurred()) || node_key(node, &key)) goto fail_node;
+        if (key < last) {
+            PyObject *r = PyObject_CallOneArg(py_check_versions, node);
+            if (r == NULL) goto fail_node;
+            Py_DECREF(r);
+        }
+        PyObject *prim = get_slot(node, NS.prim, "prim");
+        PyObject *kwargs = SLOT(node, NS.kwargs);
+        PyObject *parents = SLOT(node, NS.parents);
+        if (prim == NULL || parents == NULL || !PyTuple_Check(parents)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a node without parents");
+            goto fail_node;
+        }
+        Py_INCREF(prim);
+        Py_INCREF(parents);
+        Py_XINCREF(kwargs);
+        if (create_graph) {
+            PyObject *pair = PyObject_CallFunctionObjArgs(py_wrap_saved, node,
+                                                          (PyObject *)Tensor_T, NULL);
+            if (pair == NULL || !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                Py_XDECREF(pair);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "wrap_saved");
+                goto fail_locals;
+            }
+            args = PyTuple_GET_ITEM(pair, 0);
+            ans = PyTuple_GET_ITEM(pair, 1);
+            Py_INCREF(args);
+            Py_INCREF(ans);
+            Py_DECREF(pair);
+        }
+        else {
+            args = SLOT(node, NS.args);
+            ans = SLOT(node, NS.ans);
+            if (ans == NULL) ans = Py_None;
+            Py_INCREF(args);
+            Py_INCREF(ans);
+        }
+        if (!PyTuple_Check(args)) {
+            PyErr_SetString(PyExc_TypeError, "saved arguments must be a tuple");
+            goto fail_locals;
+        }
+        Py_ssize_t np = PyTuple_GET_SIZE(parents);
+        for (Py_ssize_t i = 0; i < np; i++) {
+            PyObject *entry = PyTuple_GET_ITEM(parents, i);
+            if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
+                PyErr_SetString(PyExc_TypeError, "a node's parents are (argnum, parent) pairs");
+                goto fail_locals;
+            }
+            PyObject *argnum = PyTuple_GET_ITEM(entry, 0), *parent = PyTuple_GET_ITEM(entry, 1);
+            if (keep != NULL) {
+                int in = PySet_Contains(keep, parent);
+                if (in < 0) goto fail_locals;
+                if (!in) continue;
+            }
+            PyObject *gi = vjp(node, prim, argnum, g, ans, args, kwargs);
+            if (gi == NULL
+                || deliver(grads, &heap, node, prim, argnum, parent, gi, anomaly, create_graph,
+                           into_grad))
+                goto fail_locals;
+        }
+        if (!retain_graph) {
+            Py_INCREF(Py_None);
+            set_slot(node, NS.args, Py_None);
+            Py_INCREF(Py_None);
+            set_slot(node, NS.ans, Py_None);
+        }
+        Py_DECREF(args);
+        Py_DECREF(ans);
+        Py_DECREF(prim);
+        Py_DECREF(parents);
+        Py_XDECREF(kwargs);
+        Py_DECREF(g);
+        Py_DECREF(node);
+        continue;
+    fail_locals:
+        Py_XDECREF(args);
+        Py_XDECREF(ans);
+        Py_DECREF(prim);
+        Py_DECREF(parents);
+        Py_XDECREF(kwargs);
+    fail_node:
+        Py_XDECREF(g);
+        Py_DECREF(node);
+        goto fail;
+    }
+    heap_clear(&heap);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(seen);
+    heap_clear(&heap);
+    return NULL;
+}
+
+/* accumulate_leaves(grads, create_graph): _tape._accumulate_leaves for arrays (a Tensor
+ * gradient, recorded or given as a seed, goes to the Python function) */
+static PyObject *
+accumulate_leaves(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
+{
+    if (nfa != 2 || !PyDict_Check(fa[0])) {
+        PyErr_SetString(PyExc_TypeError, "accumulate_leaves(grads, create_graph)");
+        return NULL;
+    }
+    PyObject *grads = fa[0];
+    PyObject *leaves = PyList_New(0);
+    if (leaves == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(grads, &pos, &k, &v)) {
+        if (Py_IS_TYPE(k, Node_T)) continue;
+        if (!is_tensor(k) || is_tensor(v)) { /* the rare kinds: all of them in Python */
+            Py_DECREF(leaves);
+            return PyObject_Vectorcall(py_leaves, fa, 2, NULL);
+        }
+        if (PyList_Append(leaves, k)) goto fail;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(leaves);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *leaf = PyList_GET_ITEM(leaves, i);
+        PyObject *g = PyDict_GetItemWithError(grads, leaf);
+        if (g == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, leaf);
+            goto fail;
+        }
+        Py_INCREF(g);
+        if (PyDict_DelItem(grads, leaf)) {
+            Py_DECREF(g);
+            goto fail;
+        }
+        PyObject *backend = SLOT(leaf, TS.backend), *old = SLOT(leaf, TS.grad), *grad;
+        if (backend == NULL) {
+            Py_DECREF(g);
+            PyErr_SetString(PyExc_AttributeError, "a leaf without a backend");
+            goto fail;
+        }
+        if (old == NULL || old == Py_None) {
+            /* g is held here and, for a fresh result, nowhere else */
+            PyObject *own = PyObject_CallMethodOneArg(
+                backend, Py_REFCNT(g) <= one_holder ? s_owned : s_copy, g);
+            Py_DECREF(g);
+            if (own == NULL) goto fail;
+            PyObject *version = PyList_New(1);
+            grad = version == NULL ? NULL : Tensor_T->tp_alloc(Tensor_T, 0);
+            if (grad == NULL) {
+                Py_XDECREF(version);
+                Py_DECREF(own);
+                goto fail;
+            }
+            Py_INCREF(small_ints[0]);
+            PyList_SET_ITEM(version, 0, small_ints[0]);
+            SLOT(grad, TS.data) = own;
+            Py_INCREF(backend);
+            SLOT(grad, TS.backend) = backend;
+            Py_INCREF(Py_None);
+            SLOT(grad, TS.node) = Py_None;
+            Py_INCREF(Py_False);
+            SLOT(grad, TS.requires_grad) = Py_False;
+            Py_INCREF(Py_None);
+            SLOT(grad, TS.grad) = Py_None;
+            SLOT(grad, TS.version) = version;
+        }
+        else {
+            int rec = is_tensor(old) ? truthy(SLOT(old, TS.requires_grad)) : 1;
+            if (rec < 0) {
+                Py_DECREF(g);
+                goto fail;
+            }
+            grad = rec ? PyNumber_Add(old, g)
+                       : PyObject_CallFunctionObjArgs(py_add_into, old, g, backend, NULL);
+            Py_DECREF(g);
+            if (grad == NULL) goto fail;
+        }
+        set_slot(leaf, TS.grad, grad);
+    }
+    Py_DECREF(leaves);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(leaves);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_O, "Hand over the classes, flags and Python helpers."},
+    {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
+     "_primitive._apply, compiled for one- and two-argument calls."},
+    {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "_tape._walk, compiled."},
+    {"accumulate_leaves", (PyCFunction)(void (*)(void))accumulate_leaves, METH_FASTCALL,
+     "_tape._accumulate_leaves, compiled for array gradients."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "gradx._speedups",
+    "The compiled hot path: dispatch, backward walk, leaf accumulation.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    s_dtype = PyUnicode_InternFromString("dtype");
+    s_shape = PyUnicode_InternFromString("shape");
+    s_float_dtypes = PyUnicode_InternFromString("_float_dtypes");
+    s_is_float = PyUnicode_InternFromString("is_float");
+    s_writable = PyUnicode_InternFromString("writable");
+    s_owned = PyUnicode_InternFromString("owned");
+    s_copy = PyUnicode_InternFromString("copy");
+    small_ints[0] = PyLong_FromLong(0);
+    small_ints[1] = PyLong_FromLong(1);
+    small_ints[2] = PyLong_FromLong(-1);
+    /* an object held by one C local: one reference */
+    one_holder = 1;
+    if (!s_dtype || !s_shape || !s_float_dtypes || !s_is_float || !s_writable || !s_owned
+        || !s_copy || !small_ints[0] || !small_ints[1] || !small_ints[2])
+        return NULL;
+    return PyModule_Create(&module);
+}
