@@ -43,6 +43,26 @@ def backend(request) -> str:
         yield request.param
 
 
+def _hot_path_params() -> list:
+    built = gx._hot.compiled_available()
+    why = "gradx._speedups was not built (no C compiler when gradx was installed)"
+    return [pytest.param("compiled", id="compiled",
+                         marks=[] if built else [pytest.mark.skip(reason=why)]),
+            pytest.param("python", id="python")]
+
+
+@pytest.fixture(params=_hot_path_params())
+def hot_path(request) -> str:
+    """Run the test on the compiled hot path and on the Python one: both must agree.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("hot_path")``."""
+    was = gx._hot.compiled_enabled()
+    gx._hot.use_compiled(request.param == "compiled")
+    try:
+        yield request.param
+    finally:
+        gx._hot.use_compiled(was)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_state():
     """Each test starts from the same seed and the float32 default."""

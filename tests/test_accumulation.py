@@ -13,6 +13,9 @@ import pytest
 import gradx as gx
 from gradx import _tape
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 
 def _writable(t: gx.Tensor) -> bool:
     return t.backend.writable(t.data)

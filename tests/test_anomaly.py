@@ -20,6 +20,9 @@ import pytest
 import gradx as gx
 import gradx.nn.functional as F
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 HERE = __file__
 
 

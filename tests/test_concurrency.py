@@ -14,6 +14,9 @@ import pytest
 
 import gradx as gx
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 TIMEOUT = 30
 _BARRIERS: list[threading.Barrier] = []
 

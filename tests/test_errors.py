@@ -8,6 +8,9 @@ import pytest
 
 import gradx as gx
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 CASES = [
     ("shape-mismatch", lambda: gx.tensor(np.ones((2, 3))) + gx.tensor(np.ones((4,))),
      gx.GradxError, r"add.*\(2, 3\).*\(4,\)"),

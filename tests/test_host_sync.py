@@ -16,6 +16,9 @@ import gradx as gx
 import gradx.nn as nn
 import gradx.nn.functional as F
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((16, 6)).astype(np.float32)
 LABELS = np.arange(16) % 3

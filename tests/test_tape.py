@@ -9,6 +9,9 @@ import pytest
 
 import gradx as gx
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 
 def test_fan_out_sums_and_leaves_accumulate(backend):
     x = gx.tensor([1.0, 2.0, 3.0], requires_grad=True)

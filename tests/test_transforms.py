@@ -7,6 +7,9 @@ import pytest
 
 import gradx as gx
 
+# every test here runs on the compiled hot path and on the Python one
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 
 def f_scalar(x):
     return (gx.sin(x) * x).sum()
