@@ -18,6 +18,7 @@ except ImportError:  # installed without a C compiler
     _speedups = None
 
 _COMPILED = [False]
+_PYTHON_CALL = _primitive.Primitive.__call__
 
 
 def compiled_available() -> bool:
@@ -34,8 +35,11 @@ def use_compiled(on: bool) -> None:
         raise RuntimeError("gradx._speedups was not built; reinstall gradx with a C compiler")
     if on:
         apply, walk, leaves = _speedups.apply, _speedups.walk, _speedups.accumulate_leaves
+        call = _COMPILED_CALL[0]
     else:
         apply, walk, leaves = _primitive._apply, _tape._walk, _tape._accumulate_leaves
+        call = _PYTHON_CALL
+    _primitive.Primitive.__call__ = call
     _primitive._dispatch = apply
     _tensor._apply = apply
     _tape._walk_impl = walk
@@ -62,6 +66,9 @@ def _configure() -> None:
     })
 
 
+_COMPILED_CALL: list = [None]
+
 if _speedups is not None:
     _configure()
+    _COMPILED_CALL[0] = _speedups.primitive_call_method()
     use_compiled(os.environ.get("GRADX_PURE_PYTHON", "") not in ("1", "true", "yes"))

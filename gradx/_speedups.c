@@ -69,6 +69,19 @@ truthy(PyObject *v)
     return PyObject_IsTrue(v);
 }
 
+/* A tuple or list of objects the cyclic collector does not track cannot be part of a
+ * cycle: stop tracking it at once, rather than have every collection traverse it until
+ * one finds that out (for a list the collector never does). */
+static inline void
+untrack_if_atomic(PyObject *seq)
+{
+    Py_ssize_t n = PyTuple_Check(seq) ? PyTuple_GET_SIZE(seq) : PyList_GET_SIZE(seq);
+    PyObject **items = PyTuple_Check(seq) ? &PyTuple_GET_ITEM(seq, 0) : &PyList_GET_ITEM(seq, 0);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyObject_GC_IsTracked(items[i])) return;
+    if (PyObject_GC_IsTracked(seq)) PyObject_GC_UnTrack(seq);
+}
+
 static inline int
 is_tensor(PyObject *o)
 {
@@ -355,6 +368,7 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
     if (version == NULL) goto fail_ans;
     Py_INCREF(small_ints[0]);
     PyList_SET_ITEM(version, 0, small_ints[0]);
+    PyObject_GC_UnTrack(version); /* holds one int, ever: bump() writes ints only */
     PyObject *out = Tensor_T->tp_alloc(Tensor_T, 0);
     if (out == NULL) {
         Py_DECREF(version);
@@ -420,6 +434,9 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "node numbering ended");
                 goto fail_out;
             }
+            if (PyTuple_Check(saved)) untrack_if_atomic(saved);
+            untrack_if_atomic(versions);
+            if (PyTuple_Check(shape)) untrack_if_atomic(shape);
             SLOT(node, NS.args) = saved;
             if (saves_ans) {
                 Py_INCREF(ans);
@@ -475,6 +492,71 @@ fail_ans:
 fail_raw:
     Py_DECREF(raw);
     return NULL;
+}
+
+/* Primitive.__call__: a call with a Tensor among its positional arguments is dispatched;
+ * one on raw arrays (every rule in a first-order backward) calls the body directly. */
+static PyObject *empty_kwargs;
+
+static PyObject *
+primitive_call(PyObject *prim, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int dispatch = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        if (is_tensor(args[i])) {
+            dispatch = 1;
+            break;
+        }
+    PyObject *fun = Py_IS_TYPE(prim, Prim_T) || PyType_IsSubtype(Py_TYPE(prim), Prim_T)
+        ? SLOT(prim, PS.fun) : NULL;
+    if (!dispatch && fun != NULL) {
+        PyObject *r = PyObject_Vectorcall(fun, args, nargs, kwnames);
+        if (r != NULL) return r;
+    }
+    /* dispatch, or name the error of a failed call: both need a tuple and a dict */
+    PyObject *tup = PyTuple_New(nargs), *kwargs = NULL, *r = NULL;
+    if (tup == NULL) goto done;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(tup, i, args[i]);
+    }
+    if (nkw == 0 && dispatch) {
+        kwargs = empty_kwargs;
+        Py_INCREF(kwargs);
+    }
+    else {
+        if ((kwargs = PyDict_New()) == NULL) goto done;
+        for (Py_ssize_t i = 0; i < nkw; i++)
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i])) goto done;
+    }
+    if (dispatch) {
+        PyObject *fa[3] = {prim, tup, kwargs};
+        r = apply(NULL, fa, 3);
+    }
+    else if (fun == NULL)
+        PyErr_SetString(PyExc_TypeError, "Primitive.__call__ needs a gradx Primitive");
+    else
+        reraise(prim, tup, kwargs);
+done:
+    Py_XDECREF(tup);
+    Py_XDECREF(kwargs);
+    return r;
+}
+
+static PyMethodDef primitive_call_def = {
+    "__call__", (PyCFunction)(void (*)(void))primitive_call, METH_FASTCALL | METH_KEYWORDS,
+    "Dispatch on Tensors, or call the body on raw arrays.",
+};
+
+static PyObject *
+primitive_call_method(PyObject *self, PyObject *unused)
+{
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    return PyDescr_NewMethod(Prim_T, &primitive_call_def);
 }
 
 /* -- walk ----------------------------------------------------------------------------- */
@@ -937,6 +1019,7 @@ accumulate_leaves(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
             }
             Py_INCREF(small_ints[0]);
             PyList_SET_ITEM(version, 0, small_ints[0]);
+            PyObject_GC_UnTrack(version);
             SLOT(grad, TS.data) = own;
             Py_INCREF(backend);
             SLOT(grad, TS.backend) = backend;
@@ -972,6 +1055,8 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_O, "Hand over the classes, flags and Python helpers."},
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
      "_primitive._apply, compiled for one- and two-argument calls."},
+    {"primitive_call_method", primitive_call_method, METH_NOARGS,
+     "Primitive.__call__ compiled, as a method of the configured Primitive class."},
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "_tape._walk, compiled."},
     {"accumulate_leaves", (PyCFunction)(void (*)(void))accumulate_leaves, METH_FASTCALL,
      "_tape._accumulate_leaves, compiled for array gradients."},
@@ -996,6 +1081,8 @@ PyInit__speedups(void)
     small_ints[0] = PyLong_FromLong(0);
     small_ints[1] = PyLong_FromLong(1);
     small_ints[2] = PyLong_FromLong(-1);
+    empty_kwargs = PyDict_New();
+    if (empty_kwargs == NULL) return NULL;
     /* an object held by one C local: one reference */
     one_holder = 1;
     if (!s_dtype || !s_shape || !s_float_dtypes || !s_is_float || !s_writable || !s_owned

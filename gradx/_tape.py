@@ -119,7 +119,8 @@ def _creation_site() -> str:
         _PACKAGE_DIRS.append(tuple(os.path.dirname(os.path.abspath(f)) + os.sep
                                    for f in (__file__, gradx.backends.__file__)))
     inside = _PACKAGE_DIRS[0]
-    for frame, lineno in traceback.walk_stack(None):
+    # from this frame up: how many gradx frames lie between depends on the hot path in use
+    for frame, lineno in traceback.walk_stack(sys._getframe()):
         filename = frame.f_code.co_filename
         if not os.path.abspath(filename).startswith(inside):
             return f"{filename}:{lineno} in {frame.f_code.co_name}"

@@ -206,3 +206,18 @@ def test_no_references_are_lost_or_kept_on_the_compiled_path(compiled):
         gc.enable()
     g = x.grad.data
     assert sys.getrefcount(g) == 3  # x.grad, the name g and the argument: nothing else
+
+
+@pytest.mark.usefixtures("hot_path")
+def test_primitives_on_raw_arrays_call_their_body_and_name_their_errors():
+    """Rules call primitives on raw arrays: no Tensor, no node, the body's answer as is."""
+    a = np.arange(6.0).reshape(2, 3)
+    got = gx.sum(a, axis=0, keepdims=True)
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, a.sum(axis=0, keepdims=True))
+    np.testing.assert_array_equal(gx.matrix_transpose(a), a.T)
+    with pytest.raises(gx.OpError, match=r"matmul\(\(2, 3\) float64, \(2, 3\) float64\)") as err:
+        gx.matmul(a, a)
+    assert isinstance(err.value, ValueError) and err.value.__cause__ is not None
+    with pytest.raises(gx.GradxError, match="sum"):
+        gx.sum(a, axis=5)
