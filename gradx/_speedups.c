@@ -510,9 +510,11 @@ primitive_call(PyObject *prim, PyObject *const *args, Py_ssize_t nargs, PyObject
         }
     PyObject *fun = Py_IS_TYPE(prim, Prim_T) || PyType_IsSubtype(Py_TYPE(prim), Prim_T)
         ? SLOT(prim, PS.fun) : NULL;
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
     if (!dispatch && fun != NULL) {
         PyObject *r = PyObject_Vectorcall(fun, args, nargs, kwnames);
         if (r != NULL) return r;
+        PyErr_Fetch(&et, &ev, &etb); /* set aside while the error's arguments are built */
     }
     /* dispatch, or name the error of a failed call: both need a tuple and a dict */
     PyObject *tup = PyTuple_New(nargs), *kwargs = NULL, *r = NULL;
@@ -536,9 +538,17 @@ primitive_call(PyObject *prim, PyObject *const *args, Py_ssize_t nargs, PyObject
     }
     else if (fun == NULL)
         PyErr_SetString(PyExc_TypeError, "Primitive.__call__ needs a gradx Primitive");
-    else
+    else {
+        PyErr_Restore(et, ev, etb);
+        et = ev = etb = NULL;
         reraise(prim, tup, kwargs);
+    }
 done:
+    if (et != NULL || ev != NULL) { /* building the arguments failed: report that instead */
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+    }
     Py_XDECREF(tup);
     Py_XDECREF(kwargs);
     return r;
@@ -671,6 +681,11 @@ static PyObject *
 vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans,
     PyObject *args, PyObject *kwargs)
 {
+    if (!(Py_IS_TYPE(prim, Prim_T) || PyType_IsSubtype(Py_TYPE(prim), Prim_T))) {
+        PyErr_Format(PyExc_TypeError, "a node's primitive must be a gradx Primitive, not %.100s",
+                     Py_TYPE(prim)->tp_name);
+        return NULL;
+    }
     PyObject *vjps = SLOT(prim, PS.vjps), *rule = NULL, *r;
     if (vjps != NULL && PyDict_Check(vjps)) {
         rule = PyDict_GetItemWithError(vjps, argnum);
@@ -886,6 +901,7 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_INCREF(prim);
         Py_INCREF(parents);
         Py_XINCREF(kwargs);
+        args = NULL; /* owned from here on: fail_locals releases it */
         if (create_graph) {
             PyObject *pair = PyObject_CallFunctionObjArgs(py_wrap_saved, node,
                                                           (PyObject *)Tensor_T, NULL);
@@ -1032,7 +1048,9 @@ accumulate_leaves(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
             SLOT(grad, TS.version) = version;
         }
         else {
-            int rec = is_tensor(old) ? truthy(SLOT(old, TS.requires_grad)) : 1;
+            PyObject *rq = is_tensor(old) ? get_slot(old, TS.requires_grad, "requires_grad")
+                                          : Py_True;
+            int rec = rq == NULL ? -1 : truthy(rq);
             if (rec < 0) {
                 Py_DECREF(g);
                 goto fail;
