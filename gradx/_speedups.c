@@ -12,6 +12,13 @@
 #include <Python.h>
 #include <structmember.h>
 
+#ifdef Py_GIL_DISABLED
+/* The reference counts read here (is a gradient held by anything but the tape?) and the
+ * unlocked dict and slot accesses assume the GIL. A free-threaded build fails here and
+ * setup.py, which marks the extension optional, installs gradx with its Python hot path. */
+#error "gradx._speedups needs a CPython with the GIL"
+#endif
+
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 typedef struct {

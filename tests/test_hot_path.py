@@ -32,7 +32,7 @@ ROWS = [r for r in all_rows() if "numpy" not in r.skip_backends]
 
 
 def _compiler() -> str | None:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     return shutil.which(cc)
 
 
