@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from benchmarks import data as D
-from benchmarks.report import row, table, write_json
+from benchmarks.report import hot_path, row, table, write_json
 
 
 def _log(msg: str) -> None:
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         rows += [row(workload, fw, device, "skipped", why) for fw, why in skipped.items()]
     print()
     print(f"gradx benchmarks: device {device}, {args.threads} thread(s), "
-          f"{args.repeats} repeats, median of per-call times; IQR = interquartile range")
+          f"{args.repeats} repeats, median of per-call times; IQR = interquartile range; "
+          f"gradx hot path {hot_path()}")
     print(table(rows))
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
     if args.json:

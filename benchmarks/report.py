@@ -143,6 +143,13 @@ def thread_pools() -> dict[str, Any]:
     return out
 
 
+def hot_path() -> str:
+    """Which gradx hot path the numbers are from: the compiled one or the Python fallback."""
+    import gradx
+
+    return "compiled" if gradx._hot.compiled_enabled() else "python"
+
+
 def meta(args: Any) -> dict[str, Any]:
     """What a reader needs to reproduce or compare the run."""
     return {
@@ -155,6 +162,7 @@ def meta(args: Any) -> dict[str, Any]:
         "threads": args.threads,
         "repeats": args.repeats,
         "device": args.device,
+        "gradx_hot_path": hot_path(),
         "versions": {d: _version(d) for d in
                      ("gradx", "numpy", "torch", "autograd", "jax", "jaxlib", "cupy")},
         "thread_env": {k: os.environ.get(k) for k in

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gradx as gx
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the benchmarks package lives beside gradx, not inside it
     sys.path.insert(0, str(ROOT))
@@ -148,6 +150,11 @@ def test_run_end_to_end_writes_json(tmp_path: Path) -> None:
     assert "tiny_ops" in proc.stdout and "x floor" in proc.stdout
     report = json.loads(path.read_text())
     assert report["meta"]["threads"] == 1
+    # the hot path the numbers come from is stated, and is the one this process would use
+    # (the child inherits GRADX_PURE_PYTHON)
+    expected = "compiled" if gx._hot.compiled_enabled() else "python"
+    assert report["meta"]["gradx_hot_path"] == expected
+    assert f"gradx hot path {expected}" in proc.stdout
     rows = {r["framework"]: r for r in report["results"]}
     assert rows["numpy"]["status"] == "ok" and len(rows["numpy"]["samples"]) == 2
     assert rows["numpy"]["ratio_floor"] == pytest.approx(1.0)
