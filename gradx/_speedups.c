@@ -277,6 +277,35 @@ float_dtype(PyObject *backend, PyObject *dtype)
     return f;
 }
 
+/* Tensor._make(data, backend, None, False, [0]); the version list is untracked, as it only
+ * ever holds an int (bump() writes ints only) */
+static PyObject *
+make_tensor(PyObject *data, PyObject *backend)
+{
+    PyObject *version = PyList_New(1);
+    if (version == NULL) return NULL;
+    Py_INCREF(small_ints[0]);
+    PyList_SET_ITEM(version, 0, small_ints[0]);
+    PyObject_GC_UnTrack(version);
+    PyObject *t = Tensor_T->tp_alloc(Tensor_T, 0);
+    if (t == NULL) {
+        Py_DECREF(version);
+        return NULL;
+    }
+    Py_INCREF(data);
+    SLOT(t, TS.data) = data;
+    Py_INCREF(backend);
+    SLOT(t, TS.backend) = backend;
+    SLOT(t, TS.version) = version;
+    Py_INCREF(Py_None);
+    SLOT(t, TS.grad) = Py_None;
+    Py_INCREF(Py_None);
+    SLOT(t, TS.node) = Py_None;
+    Py_INCREF(Py_False);
+    SLOT(t, TS.requires_grad) = Py_False;
+    return t;
+}
+
 /* apply(prim, args, kwargs): _primitive._apply for one or two arguments, Tensors or a
  * Tensor and a Python scalar; every other call goes to the Python function. */
 static PyObject *
@@ -371,23 +400,9 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_DECREF(ans);
         return r;
     }
-    PyObject *version = PyList_New(1);
-    if (version == NULL) goto fail_ans;
-    Py_INCREF(small_ints[0]);
-    PyList_SET_ITEM(version, 0, small_ints[0]);
-    PyObject_GC_UnTrack(version); /* holds one int, ever: bump() writes ints only */
-    PyObject *out = Tensor_T->tp_alloc(Tensor_T, 0);
-    if (out == NULL) {
-        Py_DECREF(version);
-        goto fail_ans;
-    }
-    Py_INCREF(ans);
-    SLOT(out, TS.data) = ans;
-    Py_INCREF(backend);
-    SLOT(out, TS.backend) = backend;
-    Py_INCREF(Py_None);
-    SLOT(out, TS.grad) = Py_None;
-    SLOT(out, TS.version) = version;
+    PyObject *out = make_tensor(ans, backend);
+    if (out == NULL) goto fail_ans;
+    PyObject *version = SLOT(out, TS.version);
     if (parents != NULL) {
         PyObject *dtype = PyObject_GetAttr(ans, s_dtype);
         if (dtype == NULL) goto fail_out;
@@ -473,9 +488,9 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
                 }
                 Py_DECREF(r);
             }
-            SLOT(out, TS.node) = node;
+            set_slot(out, TS.node, node);
             Py_INCREF(Py_True);
-            SLOT(out, TS.requires_grad) = Py_True;
+            set_slot(out, TS.requires_grad, Py_True);
             Py_DECREF(raw);
             Py_DECREF(ans);
             return out;
@@ -483,10 +498,6 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_DECREF(dtype);
         Py_CLEAR(parents);
     }
-    Py_INCREF(Py_None);
-    SLOT(out, TS.node) = Py_None;
-    Py_INCREF(Py_False);
-    SLOT(out, TS.requires_grad) = Py_False;
     Py_DECREF(raw);
     Py_DECREF(ans);
     return out;
@@ -1033,26 +1044,9 @@ accumulate_leaves(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
                 backend, Py_REFCNT(g) <= one_holder ? s_owned : s_copy, g);
             Py_DECREF(g);
             if (own == NULL) goto fail;
-            PyObject *version = PyList_New(1);
-            grad = version == NULL ? NULL : Tensor_T->tp_alloc(Tensor_T, 0);
-            if (grad == NULL) {
-                Py_XDECREF(version);
-                Py_DECREF(own);
-                goto fail;
-            }
-            Py_INCREF(small_ints[0]);
-            PyList_SET_ITEM(version, 0, small_ints[0]);
-            PyObject_GC_UnTrack(version);
-            SLOT(grad, TS.data) = own;
-            Py_INCREF(backend);
-            SLOT(grad, TS.backend) = backend;
-            Py_INCREF(Py_None);
-            SLOT(grad, TS.node) = Py_None;
-            Py_INCREF(Py_False);
-            SLOT(grad, TS.requires_grad) = Py_False;
-            Py_INCREF(Py_None);
-            SLOT(grad, TS.grad) = Py_None;
-            SLOT(grad, TS.version) = version;
+            grad = make_tensor(own, backend);
+            Py_DECREF(own);
+            if (grad == NULL) goto fail;
         }
         else {
             PyObject *rq = is_tensor(old) ? get_slot(old, TS.requires_grad, "requires_grad")
