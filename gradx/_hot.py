@@ -1,6 +1,6 @@
 """Which implementation of the hot path runs: dispatch, the backward walk, leaf accumulation.
 
-``gradx/_speedups.c`` compiles the three; the Python functions in ``_primitive`` and ``_tape``
+``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive`` and ``_tape``
 are the reference and the fallback when the extension was not built (no C compiler at install
 time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give identical results; the test suite
 runs the two side by side.
@@ -8,7 +8,9 @@ runs the two side by side.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from . import _primitive, _tape, _tensor
 
@@ -17,37 +19,49 @@ try:
 except ImportError:  # installed without a C compiler
     _speedups = None
 
-_COMPILED = [False]
-_PYTHON_CALL = _primitive.Primitive.__call__
+# (dispatch, Primitive.__call__, walk, leaf accumulation) of each path
+_PYTHON = (_primitive._apply, _primitive.Primitive.__call__, _tape._walk,
+           _tape._accumulate_leaves)
+_COMPILED: tuple | None = None
+
+
+def pure_python_requested() -> bool:
+    """Whether ``GRADX_PURE_PYTHON`` asks for the Python hot path."""
+    return os.environ.get("GRADX_PURE_PYTHON", "") in ("1", "true", "yes")
 
 
 def compiled_available() -> bool:
-    return _speedups is not None
+    return _COMPILED is not None
 
 
 def compiled_enabled() -> bool:
-    return _COMPILED[0]
+    return _COMPILED is not None and _primitive._dispatch is _COMPILED[0]
 
 
 def use_compiled(on: bool) -> None:
     """Switch between the compiled hot path and the Python one (for tests and comparisons)."""
-    if on and _speedups is None:
+    if on and _COMPILED is None:
         raise RuntimeError("gradx._speedups was not built; reinstall gradx with a C compiler")
-    if on:
-        apply, walk, leaves = _speedups.apply, _speedups.walk, _speedups.accumulate_leaves
-        call = _COMPILED_CALL[0]
-    else:
-        apply, walk, leaves = _primitive._apply, _tape._walk, _tape._accumulate_leaves
-        call = _PYTHON_CALL
-    _primitive.Primitive.__call__ = call
+    apply, call, walk, leaves = _COMPILED if on else _PYTHON
     _primitive._dispatch = apply
     _tensor._apply = apply
+    _primitive.Primitive.__call__ = call
     _tape._walk_impl = walk
     _tape._leaves_impl = leaves
-    _COMPILED[0] = on
 
 
-def _configure() -> None:
+@contextlib.contextmanager
+def using_compiled(on: bool) -> Iterator[None]:
+    """Run the block on one hot path, then restore the one in use before."""
+    was = compiled_enabled()
+    use_compiled(on)
+    try:
+        yield
+    finally:
+        use_compiled(was)
+
+
+def _configure() -> tuple:
     from .errors import GraphError, NotDifferentiableError
 
     _speedups.configure({
@@ -64,11 +78,10 @@ def _configure() -> None:
         "accumulate_leaves": _tape._accumulate_leaves, "GraphError": GraphError,
         "NotDifferentiableError": NotDifferentiableError,
     })
+    return (_speedups.apply, _speedups.primitive_call_method(), _speedups.walk,
+            _speedups.accumulate_leaves)
 
-
-_COMPILED_CALL: list = [None]
 
 if _speedups is not None:
-    _configure()
-    _COMPILED_CALL[0] = _speedups.primitive_call_method()
-    use_compiled(os.environ.get("GRADX_PURE_PYTHON", "") not in ("1", "true", "yes"))
+    _COMPILED = _configure()
+    use_compiled(not pure_python_requested())

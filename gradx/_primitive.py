@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn
 
 from ._tape import _DEBUG, _SEQ, Meta, Node, _annotate, _grad_enabled, new_node
 from .errors import BackendMismatchError, GradxError, OpError, describe
@@ -73,10 +73,8 @@ class Primitive:
                 return _dispatch(self, args, kwargs)
         try:
             return self.fun(*args, **kwargs)
-        except GradxError as exc:
-            raise _named(self, args, kwargs, exc)  # noqa: B904 - the cause is kept
         except Exception as exc:
-            raise _op_error(self, args, kwargs, exc) from exc
+            _reraise(self, args, kwargs, exc)
 
 
 def primitive(fun: Callable | None = None, **options: Any) -> Any:
@@ -169,9 +167,10 @@ def _named(prim: Any, args: tuple, kwargs: dict, exc: GradxError) -> GradxError:
     return named
 
 
-def _reraise(prim: Any, args: tuple, kwargs: dict, exc: BaseException) -> None:
-    """Raise what ``prim`` failing with ``exc`` means to the user: a gradx error naming the
-    op and its inputs (shared by the Python and the compiled dispatcher)."""
+def _reraise(prim: Any, args: tuple, kwargs: dict, exc: BaseException) -> NoReturn:
+    """Raise what ``prim`` (a Primitive, or the name of a composed function) failing with
+    ``exc`` means to the user: a gradx error naming the op and its inputs. Every dispatch
+    path, Python or compiled, ends here."""
     if isinstance(exc, GradxError):
         raise _named(prim, args, kwargs, exc)
     if isinstance(exc, Exception):
@@ -196,10 +195,8 @@ def composed(fun: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fun(*args, **kwargs)
-        except GradxError as exc:
-            raise _named(fun.__name__, args, kwargs, exc)  # noqa: B904 - the cause is kept
         except Exception as exc:
-            raise _op_error(fun.__name__, args, kwargs, exc) from exc
+            _reraise(fun.__name__, args, kwargs, exc)
 
     return wrapper
 

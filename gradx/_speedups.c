@@ -95,6 +95,27 @@ is_tensor(PyObject *o)
     return Py_IS_TYPE(o, Tensor_T) || PyType_IsSubtype(Py_TYPE(o), Tensor_T);
 }
 
+static inline int
+is_primitive(PyObject *o)
+{
+    return Py_IS_TYPE(o, Prim_T) || PyType_IsSubtype(Py_TYPE(o), Prim_T);
+}
+
+/* o.requires_grad, read from the slot when o is a Tensor: 1, 0, or -1 with an error set */
+static int
+requires_grad_of(PyObject *o)
+{
+    if (is_tensor(o)) {
+        PyObject *v = get_slot(o, TS.requires_grad, "requires_grad");
+        return v == NULL ? -1 : truthy(v);
+    }
+    PyObject *v = PyObject_GetAttrString(o, "requires_grad");
+    if (v == NULL) return -1;
+    int r = truthy(v);
+    Py_DECREF(v);
+    return r;
+}
+
 /* type(o) in (bool, int, float, complex, NoneType) */
 static inline int
 is_scalar(PyObject *o)
@@ -231,15 +252,17 @@ parent_entry(PyObject *argnum, PyObject *t)
     return PyTuple_Pack(2, argnum, p);
 }
 
+/* Hand the pending exception to a Python helper, ``helper(a, b, c, exc)``, that raises the
+ * error gradx reports instead (naming the op, its inputs or its rule); always NULL. */
 static PyObject *
-reraise(PyObject *prim, PyObject *args, PyObject *kwargs)
+raise_through(PyObject *helper, PyObject *a, PyObject *b, PyObject *c)
 {
     PyObject *type, *val, *tb;
     PyErr_Fetch(&type, &val, &tb);
     PyErr_NormalizeException(&type, &val, &tb);
     if (tb != NULL && val != NULL) PyException_SetTraceback(val, tb);
     PyObject *r = val == NULL ? NULL
-        : PyObject_CallFunctionObjArgs(py_reraise, prim, args, kwargs, val, NULL);
+        : PyObject_CallFunctionObjArgs(helper, a, b, c, val, NULL);
     if (r != NULL) { /* the helper always raises; keep the original error if not */
         Py_DECREF(r);
         PyErr_Restore(type, val, tb);
@@ -249,6 +272,12 @@ reraise(PyObject *prim, PyObject *args, PyObject *kwargs)
     Py_XDECREF(val);
     Py_XDECREF(tb);
     return NULL;
+}
+
+static PyObject *
+reraise(PyObject *prim, PyObject *args, PyObject *kwargs)
+{
+    return raise_through(py_reraise, prim, args, kwargs);
 }
 
 static int
@@ -306,6 +335,14 @@ make_tensor(PyObject *data, PyObject *backend)
     return t;
 }
 
+/* every slot dispatch reads is set (a Tensor whose attribute was deleted is not) */
+static inline int
+tensor_complete(PyObject *t)
+{
+    return SLOT(t, TS.data) != NULL && SLOT(t, TS.backend) != NULL
+        && SLOT(t, TS.version) != NULL && SLOT(t, TS.requires_grad) != NULL;
+}
+
 /* apply(prim, args, kwargs): _primitive._apply for one or two arguments, Tensors or a
  * Tensor and a Python scalar; every other call goes to the Python function. */
 static PyObject *
@@ -345,18 +382,16 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
     else
         return PyObject_Vectorcall(py_apply, fa, 3, NULL);
 
+    if ((a_t && !tensor_complete(a)) || (b_t && !tensor_complete(b)))
+        return PyObject_Vectorcall(py_apply, fa, 3, NULL); /* raises the missing attribute */
     PyObject *backend = SLOT(t, TS.backend);
-    if (backend == NULL || SLOT(t, TS.data) == NULL || SLOT(t, TS.version) == NULL
-        || (b_t && (SLOT(b, TS.data) == NULL || SLOT(b, TS.version) == NULL)))
-        return PyObject_Vectorcall(py_apply, fa, 3, NULL); /* a half-built Tensor */
     int grad_on = context_flag(grad_var);
     if (grad_on < 0) return NULL;
     int a_req = 0, b_req = 0;
     if (grad_on) {
-        if (a_t && (a_req = truthy(get_slot(a, TS.requires_grad, "requires_grad"))) < 0)
-            return NULL;
-        if (b_t && (b_req = truthy(get_slot(b, TS.requires_grad, "requires_grad"))) < 0)
-            return NULL;
+        /* complete Tensors: the slot itself, without requires_grad_of's type test */
+        if (a_t && (a_req = truthy(SLOT(a, TS.requires_grad))) < 0) return NULL;
+        if (b_t && (b_req = truthy(SLOT(b, TS.requires_grad))) < 0) return NULL;
     }
     PyObject *raw = PyTuple_New(n);
     if (raw == NULL) return NULL;
@@ -526,8 +561,7 @@ primitive_call(PyObject *prim, PyObject *const *args, Py_ssize_t nargs, PyObject
             dispatch = 1;
             break;
         }
-    PyObject *fun = Py_IS_TYPE(prim, Prim_T) || PyType_IsSubtype(Py_TYPE(prim), Prim_T)
-        ? SLOT(prim, PS.fun) : NULL;
+    PyObject *fun = is_primitive(prim) ? SLOT(prim, PS.fun) : NULL;
     PyObject *et = NULL, *ev = NULL, *etb = NULL;
     if (!dispatch && fun != NULL) {
         PyObject *r = PyObject_Vectorcall(fun, args, nargs, kwnames);
@@ -699,7 +733,7 @@ static PyObject *
 vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans,
     PyObject *args, PyObject *kwargs)
 {
-    if (!(Py_IS_TYPE(prim, Prim_T) || PyType_IsSubtype(Py_TYPE(prim), Prim_T))) {
+    if (!is_primitive(prim)) {
         PyErr_Format(PyExc_TypeError, "a node's primitive must be a gradx Primitive, not %.100s",
                      Py_TYPE(prim)->tp_name);
         return NULL;
@@ -724,17 +758,7 @@ vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans
     if (PyErr_ExceptionMatches(NotDifferentiableError) || PyErr_ExceptionMatches(GraphError)
         || !PyErr_ExceptionMatches(PyExc_Exception))
         return NULL;
-    PyObject *type, *val, *tb;
-    PyErr_Fetch(&type, &val, &tb);
-    PyErr_NormalizeException(&type, &val, &tb);
-    if (tb != NULL && val != NULL) PyException_SetTraceback(val, tb);
-    r = PyObject_CallFunctionObjArgs(py_rule_failed, prim, argnum, g, val, NULL);
-    Py_XDECREF(r);
-    Py_XDECREF(type);
-    Py_XDECREF(val);
-    Py_XDECREF(tb);
-    if (r != NULL) PyErr_SetString(PyExc_SystemError, "rule_failed returned");
-    return NULL;
+    return raise_through(py_rule_failed, prim, argnum, g);
 }
 
 /* steals gi; 0 on success */
@@ -766,7 +790,8 @@ deliver(PyObject *grads, Heap *heap, PyObject *node, PyObject *prim, PyObject *a
     int differ = gs == NULL ? -1 : PyObject_RichCompareBool(gs, ref_shape, Py_NE);
     if (differ == 0) {
         gd = PyObject_GetAttr(gi, s_dtype);
-        differ = gd == NULL ? -1 : (gd == ref_dtype ? 0 : PyObject_RichCompareBool(gd, ref_dtype, Py_NE));
+        differ = gd == NULL ? -1
+            : gd == ref_dtype ? 0 : PyObject_RichCompareBool(gd, ref_dtype, Py_NE);
     }
     Py_XDECREF(gs);
     Py_XDECREF(gd);
@@ -795,16 +820,8 @@ deliver(PyObject *grads, Heap *heap, PyObject *node, PyObject *prim, PyObject *a
         else {
             PyObject *old = into_grad ? SLOT(parent, TS.grad) : NULL;
             int old_rec = 1;
-            if (old != NULL && old != Py_None) {
-                if (is_tensor(old))
-                    old_rec = truthy(get_slot(old, TS.requires_grad, "requires_grad"));
-                else {
-                    PyObject *rq = PyObject_GetAttrString(old, "requires_grad");
-                    old_rec = rq == NULL ? -1 : truthy(rq);
-                    Py_XDECREF(rq);
-                }
-                if (old_rec < 0) goto fail;
-            }
+            if (old != NULL && old != Py_None && (old_rec = requires_grad_of(old)) < 0)
+                goto fail;
             if (old != NULL && old != Py_None && !old_rec) {
                 PyObject *backend = SLOT(parent, TS.backend);
                 PyObject *sum = PyObject_CallFunctionObjArgs(py_add_into, old, gi, backend, NULL);
@@ -1049,9 +1066,7 @@ accumulate_leaves(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
             if (grad == NULL) goto fail;
         }
         else {
-            PyObject *rq = is_tensor(old) ? get_slot(old, TS.requires_grad, "requires_grad")
-                                          : Py_True;
-            int rec = rq == NULL ? -1 : truthy(rq);
+            int rec = requires_grad_of(old);
             if (rec < 0) {
                 Py_DECREF(g);
                 goto fail;

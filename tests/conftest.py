@@ -55,12 +55,8 @@ def _hot_path_params() -> list:
 def hot_path(request) -> str:
     """Run the test on the compiled hot path and on the Python one: both must agree.
     Modules opt in with ``pytestmark = pytest.mark.usefixtures("hot_path")``."""
-    was = gx._hot.compiled_enabled()
-    gx._hot.use_compiled(request.param == "compiled")
-    try:
+    with gx._hot.using_compiled(request.param == "compiled"):
         yield request.param
-    finally:
-        gx._hot.use_compiled(was)
 
 
 @pytest.fixture(autouse=True)

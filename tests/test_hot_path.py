@@ -42,7 +42,7 @@ def test_extension_is_built_where_a_compiler_is():
     assert _hot.compiled_available(), (
         "a C compiler is present but gradx._speedups is missing: reinstall with "
         "pip install -e . and read the build log")
-    if os.environ.get("GRADX_PURE_PYTHON", "") not in ("1", "true", "yes"):
+    if not _hot.pure_python_requested():
         assert _hot.compiled_enabled()
 
 
@@ -56,30 +56,32 @@ def test_pure_python_variable_selects_the_python_path():
 
 def _run(row, compiled: bool, order: int) -> list[np.ndarray]:
     """Values and gradients of ``row`` on one path, as host arrays."""
-    _hot.use_compiled(compiled)
-    xs = [gx.tensor(h, requires_grad=True) for h in sample(row, seed=3)]
-    out = row.fn(*xs)
-    outs = list(out) if isinstance(out, list | tuple) else [out]
-    if order == 1:
-        loss = _scalar(row, xs)
-        loss.backward()
-        grads = [x.grad for x in xs]
-    else:  # through recorded gradients: create_graph in the walk, Tensors in the rules
-        grads = list(gx.grad(lambda *a: sum(gx.sum(g * g) for g in _first(row, a)),
-                             argnums=tuple(range(len(xs))))(*xs))
+    with _hot.using_compiled(compiled):
+        xs = [gx.tensor(h, requires_grad=True) for h in sample(row, seed=3)]
+        outs = _outputs(row.fn(*xs))
+        if order == 1:
+            _weighted_sum(outs).backward()
+            grads = [x.grad for x in xs]
+        else:  # through recorded gradients: create_graph in the walk, Tensors in the rules
+            grads = list(gx.grad(lambda *a: sum(gx.sum(g * g) for g in _first(row, a)),
+                                 argnums=tuple(range(len(xs))))(*xs))
     return [o.numpy() for o in outs] + [None if g is None else g.numpy() for g in grads]
 
 
-def _scalar(row, xs):
-    out = row.fn(*xs)
-    outs = list(out) if isinstance(out, list | tuple) else [out]
+def _outputs(out) -> list:
+    return list(out) if isinstance(out, list | tuple) else [out]
+
+
+def _weighted_sum(outs: list):
+    """A scalar of the float outputs with fixed random weights, so every entry counts."""
     rng = np.random.default_rng(7)
     return sum(gx.sum(o * gx.tensor(rng.standard_normal(o.shape))) for o in outs
                if gx.backend_of(o.data).is_float(o.dtype))
 
 
 def _first(row, xs):
-    g = gx.grad(lambda *a: _scalar(row, a), argnums=tuple(range(len(xs))))(*xs)
+    g = gx.grad(lambda *a: _weighted_sum(_outputs(row.fn(*a))),
+                argnums=tuple(range(len(xs))))(*xs)
     return g if isinstance(g, tuple) else (g,)
 
 
@@ -96,24 +98,18 @@ def _same(a: list, b: list, what: str) -> None:
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaNs off a domain compare equal
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_compiled_and_python_paths_agree_bit_for_bit(row):
-    was = _hot.compiled_enabled()
-    try:
-        with gx.use_backend("numpy"):
-            _same(_run(row, True, 1), _run(row, False, 1), f"{row.id}, first order")
-            if row.order >= 2 and "rev" in row.modes:
-                _same(_run(row, True, 2), _run(row, False, 2), f"{row.id}, second order")
-    finally:
-        _hot.use_compiled(was)
+    with gx.use_backend("numpy"):
+        _same(_run(row, True, 1), _run(row, False, 1), f"{row.id}, first order")
+        if row.order >= 2 and "rev" in row.modes:
+            _same(_run(row, True, 2), _run(row, False, 2), f"{row.id}, second order")
 
 
 @pytest.fixture
 def compiled():
     if not _hot.compiled_available():
         pytest.skip("gradx._speedups was not built (no C compiler)")
-    was = _hot.compiled_enabled()
-    _hot.use_compiled(True)
-    yield
-    _hot.use_compiled(was)
+    with _hot.using_compiled(True):
+        yield
 
 
 class Sub(gx.Tensor):
@@ -134,22 +130,19 @@ def test_tensor_subclasses_and_scalars_on_the_left(compiled):
 
 
 def test_calls_the_compiled_dispatch_leaves_to_python(compiled):
-    x = gx.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    y = gx.tensor(np.ones(3), requires_grad=True)
-    parts = [gx.sum(x, axis=0, keepdims=True),          # keyword arguments
-             gx.where(x > 2.0, x, y),                    # three arguments
-             gx.matrix_transpose(x)[0:2, 1],             # a view, then indexing
-             gx.add(np.ones(3), y)]                      # a raw array on the left
-    loss = sum(gx.sum(p * p) for p in parts)
-    loss.backward()
-    _hot.use_compiled(False)
-    x2 = gx.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    y2 = gx.tensor(np.ones(3), requires_grad=True)
-    parts2 = [gx.sum(x2, axis=0, keepdims=True), gx.where(x2 > 2.0, x2, y2),
-              gx.matrix_transpose(x2)[0:2, 1], gx.add(np.ones(3), y2)]
-    sum(gx.sum(p * p) for p in parts2).backward()
-    np.testing.assert_array_equal(x.grad.numpy(), x2.grad.numpy())
-    np.testing.assert_array_equal(y.grad.numpy(), y2.grad.numpy())
+    def grads(on_compiled: bool) -> list[np.ndarray]:
+        with _hot.using_compiled(on_compiled):
+            x = gx.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+            y = gx.tensor(np.ones(3), requires_grad=True)
+            parts = [gx.sum(x, axis=0, keepdims=True),          # keyword arguments
+                     gx.where(x > 2.0, x, y),                    # three arguments
+                     gx.matrix_transpose(x)[0:2, 1],             # a view, then indexing
+                     gx.add(np.ones(3), y)]                      # a raw array on the left
+            sum(gx.sum(p * p) for p in parts).backward()
+            return [x.grad.numpy(), y.grad.numpy()]
+
+    for got, want in zip(grads(True), grads(False), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_failing_op_and_a_failing_rule_are_named_on_the_compiled_path(compiled):
@@ -221,3 +214,15 @@ def test_primitives_on_raw_arrays_call_their_body_and_name_their_errors():
     assert isinstance(err.value, ValueError) and err.value.__cause__ is not None
     with pytest.raises(gx.GradxError, match="sum"):
         gx.sum(a, axis=5)
+
+
+@pytest.mark.usefixtures("hot_path")
+def test_a_tensor_missing_an_attribute_raises_attribute_error():
+    """A deleted slot reads as missing on both paths, never as a null pointer."""
+    x = gx.tensor(np.ones(3), requires_grad=True)
+    y = gx.tensor(np.ones(3))
+    del x.requires_grad
+    for call in (lambda: x * y, lambda: y * x, lambda: x * 2.0, lambda: 2.0 * x,
+                 lambda: gx.tanh(x)):
+        with pytest.raises(AttributeError, match="requires_grad"):
+            call()
