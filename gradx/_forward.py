@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._tape import Node, _grad_enabled, _wrap_saved, backward, enable_grad, toposort
+from . import _tape
+from ._tape import Node, _grad_enabled, backward, enable_grad, toposort
 from ._tensor import Tensor
 from .errors import GraphError
 
@@ -29,7 +30,8 @@ def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
                 if node.args is None:
                     raise GraphError(f"jvp through '{node.prim.name}': its saved values were "
                                      "freed by an earlier backward")
-                args, ans = _wrap_saved(node, Tensor) if create else (node.args, node.ans)
+                args, ans = (_tape._wrap_saved_impl(node, Tensor) if create
+                             else (node.args, node.ans))
             c = _jvp_one(node, argnum, parent, tp, args, ans)
             total = c if total is None else total + c
         if total is not None:

@@ -1,4 +1,5 @@
-"""Which implementation of the hot path runs: dispatch, the backward walk, leaf accumulation.
+"""Which implementation of the hot path runs: dispatch, the backward walk, leaf accumulation,
+the topological sort, Tensor construction and the wrapping of saved values.
 
 ``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive`` and ``_tape``
 are the reference and the fallback when the extension was not built (no C compiler at install
@@ -19,9 +20,11 @@ try:
 except ImportError:  # installed without a C compiler
     _speedups = None
 
-# (dispatch, Primitive.__call__, walk, leaf accumulation) of each path
+# (dispatch, Primitive.__call__, walk, leaf accumulation, toposort, Tensor._make, wrapping
+# saved values) of each path
 _PYTHON = (_primitive._apply, _primitive.Primitive.__call__, _tape._walk,
-           _tape._accumulate_leaves)
+           _tape._accumulate_leaves, _tape._toposort, _tensor.Tensor.__dict__["_make"],
+           _tape._wrap_saved)
 _COMPILED: tuple | None = None
 
 
@@ -42,12 +45,15 @@ def use_compiled(on: bool) -> None:
     """Switch between the compiled hot path and the Python one (for tests and comparisons)."""
     if on and _COMPILED is None:
         raise RuntimeError("gradx._speedups was not built; reinstall gradx with a C compiler")
-    apply, call, walk, leaves = _COMPILED if on else _PYTHON
+    apply, call, walk, leaves, toposort, make, wrap_saved = _COMPILED if on else _PYTHON
     _primitive._dispatch = apply
     _tensor._apply = apply
     _primitive.Primitive.__call__ = call
     _tape._walk_impl = walk
     _tape._leaves_impl = leaves
+    _tape._toposort_impl = toposort
+    _tensor.Tensor._make = make
+    _tape._wrap_saved_impl = wrap_saved
 
 
 @contextlib.contextmanager
@@ -77,9 +83,12 @@ def _configure() -> tuple:
         "no_rule": _tape._no_rule, "freed": _tape._freed,
         "accumulate_leaves": _tape._accumulate_leaves, "GraphError": GraphError,
         "NotDifferentiableError": NotDifferentiableError,
+        "make": _tensor.Tensor.__dict__["_make"].__func__,
+        "creation_number": _tape._creation_number, "Meta": _tape.Meta,
     })
     return (_speedups.apply, _speedups.primitive_call_method(), _speedups.walk,
-            _speedups.accumulate_leaves)
+            _speedups.accumulate_leaves, _speedups.toposort, _speedups.tensor_make_method(),
+            _speedups.wrap_saved)
 
 
 if _speedups is not None:

@@ -31,7 +31,7 @@ typedef struct {
     Py_ssize_t fun, special, saves_args, saves_ans, vjps, vjp_argnum;
 } PrimSlots;
 
-static PyTypeObject *Tensor_T, *Node_T, *Prim_T;
+static PyTypeObject *Tensor_T, *Node_T, *Prim_T, *Meta_T;
 static TensorSlots TS;
 static NodeSlots NS;
 static PrimSlots PS;
@@ -42,6 +42,7 @@ static PyObject *py_apply, *py_finish, *py_reraise, *py_metas, *py_annotate;
 static PyObject *identity_vjp, *py_check_versions, *py_fit, *py_check_finite, *py_wrap_saved;
 static PyObject *py_add_into, *py_rule_failed, *py_no_rule, *py_freed, *py_leaves;
 static PyObject *GraphError, *NotDifferentiableError;
+static PyObject *py_make, *creation_number;
 static PyObject *s_dtype, *s_shape, *s_float_dtypes, *s_is_float, *s_writable, *s_owned;
 static PyObject *s_copy, *small_ints[3]; /* 0, 1, -1 */
 static Py_ssize_t one_holder;        /* references of an array held by one C local */
@@ -232,6 +233,14 @@ configure(PyObject *self, PyObject *ns)
     TAKE(py_freed, "freed");
     TAKE(py_leaves, "accumulate_leaves");
     TAKE(GraphError, "GraphError");
+    TAKE(py_make, "make");
+    TAKE(t, "Meta");
+    if (!PyType_Check(t)) {
+        PyErr_SetString(PyExc_TypeError, "configure: Meta must be a class");
+        return NULL;
+    }
+    Meta_T = (PyTypeObject *)t;
+    TAKE(creation_number, "creation_number");
     TAKE(NotDifferentiableError, "NotDifferentiableError");
     if (!PyList_Check(last_change) || !PyList_Check(debug_flag) || !PyList_Check(hooked_flag)
         || !PyList_Check(nones)) {
@@ -306,10 +315,10 @@ float_dtype(PyObject *backend, PyObject *dtype)
     return f;
 }
 
-/* Tensor._make(data, backend, None, False, [0]); the version list is untracked, as it only
- * ever holds an int (bump() writes ints only) */
+/* Tensor._make(data, backend, node, requires_grad, [0]); the version list is untracked, as
+ * it only ever holds an int (bump() writes ints only) */
 static PyObject *
-make_tensor(PyObject *data, PyObject *backend)
+make_linked(PyObject *data, PyObject *backend, PyObject *node, PyObject *requires_grad)
 {
     PyObject *version = PyList_New(1);
     if (version == NULL) return NULL;
@@ -328,11 +337,18 @@ make_tensor(PyObject *data, PyObject *backend)
     SLOT(t, TS.version) = version;
     Py_INCREF(Py_None);
     SLOT(t, TS.grad) = Py_None;
-    Py_INCREF(Py_None);
-    SLOT(t, TS.node) = Py_None;
-    Py_INCREF(Py_False);
-    SLOT(t, TS.requires_grad) = Py_False;
+    Py_INCREF(node);
+    SLOT(t, TS.node) = node;
+    Py_INCREF(requires_grad);
+    SLOT(t, TS.requires_grad) = requires_grad;
     return t;
+}
+
+/* Tensor._make(data, backend, None, False, [0]) */
+static inline PyObject *
+make_tensor(PyObject *data, PyObject *backend)
+{
+    return make_linked(data, backend, Py_None, Py_False);
 }
 
 /* every slot dispatch reads is set (a Tensor whose attribute was deleted is not) */
@@ -619,6 +635,241 @@ primitive_call_method(PyObject *self, PyObject *unused)
         return NULL;
     }
     return PyDescr_NewMethod(Prim_T, &primitive_call_def);
+}
+
+/* -- Tensor._make and toposort -------------------------------------------------------- */
+
+/* Tensor._make(data, backend, node, requires_grad, version) as a classmethod: the Tensor
+ * every transform and rule wrapper builds, without a Python frame. Subclasses go to the
+ * Python classmethod. */
+static PyObject *
+tensor_make(PyObject *cls, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_make(data, backend, node, requires_grad, version) takes 5 arguments");
+        return NULL;
+    }
+    if (cls != (PyObject *)Tensor_T) {
+        PyObject *full[6] = {cls, a[0], a[1], a[2], a[3], a[4]};
+        return PyObject_Vectorcall(py_make, full, 6, NULL);
+    }
+    PyObject *t = Tensor_T->tp_alloc(Tensor_T, 0);
+    if (t == NULL) return NULL;
+    Py_INCREF(a[0]);
+    SLOT(t, TS.data) = a[0];
+    Py_INCREF(a[1]);
+    SLOT(t, TS.backend) = a[1];
+    Py_INCREF(a[2]);
+    SLOT(t, TS.node) = a[2];
+    Py_INCREF(a[3]);
+    SLOT(t, TS.requires_grad) = a[3];
+    Py_INCREF(Py_None);
+    SLOT(t, TS.grad) = Py_None;
+    Py_INCREF(a[4]);
+    SLOT(t, TS.version) = a[4];
+    return t;
+}
+
+static PyMethodDef tensor_make_def = {
+    "_make", (PyCFunction)(void (*)(void))tensor_make, METH_FASTCALL,
+    "A Tensor from its fields, without running __init__.",
+};
+
+static PyObject *
+tensor_make_method(PyObject *self, PyObject *unused)
+{
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    return PyDescr_NewClassMethod(Tensor_T, &tensor_make_def);
+}
+
+/* a saved value that rules can read as a Tensor: not a Meta stand-in and not None */
+static int
+saved_array(PyObject *a)
+{
+    if (a == Py_None || PyObject_TypeCheck(a, Meta_T)) return 0;
+    PyObject *d;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyObject_GetOptionalAttr(a, s_dtype, &d) < 0) return -1;
+#else
+    if (_PyObject_LookupAttr(a, s_dtype, &d) < 0) return -1;
+#endif
+    Py_XDECREF(d);
+    return d != NULL;
+}
+
+/* wrap_saved(node, tensor_cls): _tape._wrap_saved, compiled (create_graph walks and
+ * recorded tangent passes call it for every node). */
+static PyObject *
+wrap_saved_c(PyObject *node, PyObject *cls)
+{
+    if (!Py_IS_TYPE(node, Node_T) || cls != (PyObject *)Tensor_T)
+        return PyObject_CallFunctionObjArgs(py_wrap_saved, node, cls, NULL);
+    PyObject *saved = SLOT(node, NS.args), *parents = SLOT(node, NS.parents);
+    PyObject *backend = SLOT(node, NS.backend), *ans = SLOT(node, NS.ans);
+    if (saved == NULL || !PyTuple_Check(saved) || parents == NULL || !PyTuple_Check(parents)
+        || backend == NULL || ans == NULL)
+        return PyObject_CallFunctionObjArgs(py_wrap_saved, node, cls, NULL);
+    Py_ssize_t nargs = PyTuple_GET_SIZE(saved), nparents = PyTuple_GET_SIZE(parents);
+    PyObject *args = PyTuple_New(nargs);
+    if (args == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(PyTuple_GET_ITEM(saved, i));
+        PyTuple_SET_ITEM(args, i, PyTuple_GET_ITEM(saved, i));
+    }
+    for (Py_ssize_t k = 0; k < nparents; k++) {
+        PyObject *pair = PyTuple_GET_ITEM(parents, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "wrap_saved: a parent entry is not (argnum, parent)");
+            goto fail;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+        if (i == -1 && PyErr_Occurred()) goto fail;
+        if (i < 0 || i >= nargs) {
+            PyErr_SetString(PyExc_IndexError, "wrap_saved: argnum out of range");
+            goto fail;
+        }
+        PyObject *a = PyTuple_GET_ITEM(args, i), *parent = PyTuple_GET_ITEM(pair, 1);
+        int is_array = saved_array(a);
+        if (is_array < 0) goto fail;
+        if (!is_array) continue;  /* nothing saved: Meta or None */
+        PyObject *w;
+        if (Py_IS_TYPE(parent, Node_T)) {
+            w = make_linked(a, backend, parent, Py_True);
+            if (w == NULL) goto fail;
+        }
+        else {
+            w = parent;
+            Py_INCREF(w);
+        }
+        PyTuple_SET_ITEM(args, i, w);
+        Py_DECREF(a);
+    }
+    if (nparents < nargs) {
+        /* a constant float input as a Tensor too: a rule such as x @ g must not put a raw
+         * array left of a Tensor (strict namespaces raise instead of deferring) */
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            PyObject *a = PyTuple_GET_ITEM(args, i);
+            if (a != PyTuple_GET_ITEM(saved, i)) continue;  /* linked above */
+            int is_array = saved_array(a);
+            if (is_array < 0) goto fail;
+            if (!is_array) continue;
+            PyObject *dtype = PyObject_GetAttr(a, s_dtype);
+            if (dtype == NULL) goto fail;
+            int f = float_dtype(backend, dtype);
+            Py_DECREF(dtype);
+            if (f < 0) goto fail;
+            if (!f) continue;
+            PyObject *w = make_tensor(a, backend);
+            if (w == NULL) goto fail;
+            PyTuple_SET_ITEM(args, i, w);
+            Py_DECREF(a);
+        }
+    }
+    PyObject *wans;
+    if (ans == Py_None) {
+        wans = Py_None;
+        Py_INCREF(wans);
+    }
+    else if ((wans = make_linked(ans, backend, node, Py_True)) == NULL)
+        goto fail;
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(wans);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(pair, 0, args);
+    PyTuple_SET_ITEM(pair, 1, wans);
+    return pair;
+fail:
+    Py_DECREF(args);
+    return NULL;
+}
+
+static PyObject *
+wrap_saved(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "wrap_saved(node, tensor_cls)");
+        return NULL;
+    }
+    return wrap_saved_c(a[0], a[1]);
+}
+
+/* toposort(roots, leaves): _tape.toposort, compiled. The nodes reachable from ``roots``
+ * (Nodes), latest first; each non-Node parent met on the way is added to the set
+ * ``leaves`` unless it is None. */
+static PyObject *
+toposort(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2 || !PyList_Check(a[0]) || (a[1] != Py_None && !PySet_Check(a[1]))) {
+        PyErr_SetString(PyExc_TypeError, "toposort(roots: list, leaves: set | None)");
+        return NULL;
+    }
+    PyObject *roots = a[0], *leaves = a[1] == Py_None ? NULL : a[1];
+    PyObject *seen = PySet_New(NULL);
+    PyObject *order = PyList_New(0);
+    if (seen == NULL || order == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(roots); i++) {
+        PyObject *r = PyList_GET_ITEM(roots, i);
+        int known = PySet_Contains(seen, r);
+        if (known < 0 || (!known && (PySet_Add(seen, r) < 0 || PyList_Append(order, r) < 0)))
+            goto fail;
+    }
+    /* order doubles as the work list: every node in it has its parents visited once */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(order); i++) {
+        PyObject *node = PyList_GET_ITEM(order, i);
+        if (!Py_IS_TYPE(node, Node_T)) {
+            PyErr_Format(PyExc_TypeError, "toposort: %.100s is not a Node",
+                         Py_TYPE(node)->tp_name);
+            goto fail;
+        }
+        PyObject *parents = SLOT(node, NS.parents);
+        if (parents == NULL || !PyTuple_Check(parents)) {
+            PyErr_SetString(PyExc_TypeError, "toposort: a node's parents are not a tuple");
+            goto fail;
+        }
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(parents); k++) {
+            PyObject *pair = PyTuple_GET_ITEM(parents, k);
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                PyErr_SetString(PyExc_TypeError, "toposort: a parent entry is not (argnum, parent)");
+                goto fail;
+            }
+            PyObject *p = PyTuple_GET_ITEM(pair, 1);
+            if (Py_IS_TYPE(p, Node_T)) {
+                int known = PySet_Contains(seen, p);
+                if (known < 0) goto fail;
+                if (!known && (PySet_Add(seen, p) < 0 || PyList_Append(order, p) < 0))
+                    goto fail;
+            }
+            else if (leaves != NULL && p != Py_None && PySet_Add(leaves, p) < 0)
+                goto fail;
+        }
+    }
+    Py_DECREF(seen);
+    /* a node is always recorded after its parents: descending creation number */
+    PyObject *kw = Py_BuildValue("{sOsO}", "key", creation_number, "reverse", Py_True);
+    if (kw == NULL) goto fail_order;
+    PyObject *sort = PyObject_GetAttrString(order, "sort");
+    PyObject *none = NULL;
+    if (sort != NULL) {
+        PyObject *empty = PyTuple_New(0);
+        if (empty != NULL) none = PyObject_Call(sort, empty, kw);
+        Py_XDECREF(empty);
+        Py_DECREF(sort);
+    }
+    Py_DECREF(kw);
+    if (none == NULL) goto fail_order;
+    Py_DECREF(none);
+    return order;
+fail:
+    Py_XDECREF(seen);
+fail_order:
+    Py_XDECREF(order);
+    return NULL;
 }
 
 /* -- walk ----------------------------------------------------------------------------- */
@@ -938,8 +1189,7 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_XINCREF(kwargs);
         args = NULL; /* owned from here on: fail_locals releases it */
         if (create_graph) {
-            PyObject *pair = PyObject_CallFunctionObjArgs(py_wrap_saved, node,
-                                                          (PyObject *)Tensor_T, NULL);
+            PyObject *pair = wrap_saved_c(node, (PyObject *)Tensor_T);
             if (pair == NULL || !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
                 Py_XDECREF(pair);
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "wrap_saved");
@@ -1091,6 +1341,12 @@ static PyMethodDef methods[] = {
      "_primitive._apply, compiled for one- and two-argument calls."},
     {"primitive_call_method", primitive_call_method, METH_NOARGS,
      "Primitive.__call__ compiled, as a method of the configured Primitive class."},
+    {"tensor_make_method", tensor_make_method, METH_NOARGS,
+     "Tensor._make compiled, as a classmethod of the configured Tensor class."},
+    {"wrap_saved", (PyCFunction)(void (*)(void))wrap_saved, METH_FASTCALL,
+     "_tape._wrap_saved, compiled."},
+    {"toposort", (PyCFunction)(void (*)(void))toposort, METH_FASTCALL,
+     "_tape.toposort, compiled; also collects the leaves reached."},
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "_tape._walk, compiled."},
     {"accumulate_leaves", (PyCFunction)(void (*)(void))accumulate_leaves, METH_FASTCALL,
      "_tape._accumulate_leaves, compiled for array gradients."},

@@ -178,7 +178,12 @@ def detect_anomaly() -> Iterator[None]:
 # -- backward -------------------------------------------------------------------------
 
 def toposort(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from ``roots``, each after all of its consumers, without recursion.
+    """Nodes reachable from ``roots``, each after all of its consumers, without recursion."""
+    return _toposort_impl(list(roots), None)
+
+
+def _toposort(roots: list[Node], leaves: set | None) -> list[Node]:
+    """:func:`toposort`, adding each leaf it reaches to ``leaves`` (unless None).
 
     A node is always recorded after its parents, so descending creation number is a
     topological order: collect the reachable nodes, then sort (in C) by that number."""
@@ -188,9 +193,12 @@ def toposort(roots: list[Node]) -> list[Node]:
     while stack:
         node = stack.pop()
         for _, p in node.parents:
-            if type(p) is Node and p not in seen:
-                add(p)
-                stack.append(p)
+            if type(p) is Node:
+                if p not in seen:
+                    add(p)
+                    stack.append(p)
+            elif leaves is not None and p is not None:
+                leaves.add(p)
     return sorted(seen, key=_creation_number, reverse=True)
 
 
@@ -214,22 +222,10 @@ def _reaching(order: list[Node], targets: set) -> set:
 def _pruning(roots: list[Node], targets: set) -> set | None:
     """The nodes and leaves a walk towards ``targets`` needs, or None when it needs all of
     them: every leaf it reaches is a target and no target is an interior node."""
-    seen = set(roots)
-    stack = list(seen)
-    add = seen.add
-    everything = not any(type(t) is Node for t in targets)
-    while stack:
-        node = stack.pop()
-        for _, p in node.parents:
-            if type(p) is Node:
-                if p not in seen:
-                    add(p)
-                    stack.append(p)
-            elif everything and p not in targets:
-                everything = False
-    if everything:
+    leaves: set = set()
+    order = _toposort_impl(roots, leaves)
+    if leaves <= targets and not any(type(t) is Node for t in targets):
         return None
-    order = sorted(seen, key=_creation_number, reverse=True)  # as toposort, without a 2nd DFS
     return _reaching(order, targets) | targets
 
 
@@ -423,22 +419,25 @@ def _check_finite(gi: Any, node: Node, argnum: int) -> None:
 def _wrap_saved(node: Node, tensor_cls: Any) -> tuple[tuple, Any]:
     """Saved raw values as Tensors linked to their producers, so rules record (create_graph)."""
     args = list(node.args)
-    parents = dict(node.parents)
-    for argnum, a in enumerate(args):
-        if isinstance(a, Meta) or not hasattr(a, "dtype"):
+    backend = node.backend
+    make = tensor_cls._make
+    parents = node.parents
+    for argnum, parent in parents:
+        a = args[argnum]
+        if isinstance(a, Meta) or not hasattr(a, "dtype"):  # nothing saved: Meta or None
             continue
-        parent = parents.get(argnum)
-        if type(parent) is Node:
-            args[argnum] = tensor_cls._make(a, node.backend, parent, True, [0])
-        elif parent is not None:
-            args[argnum] = parent
-        elif node.backend.is_float(a.dtype):
-            # a constant float input as a Tensor too: a rule such as ``x @ g`` must not put a
-            # raw array left of a Tensor (strict namespaces raise instead of deferring)
-            args[argnum] = tensor_cls._make(a, node.backend, None, False, [0])
+        args[argnum] = make(a, backend, parent, True, [0]) if type(parent) is Node else parent
+    if len(parents) < len(args):
+        # a constant float input as a Tensor too: a rule such as ``x @ g`` must not put a
+        # raw array left of a Tensor (strict namespaces raise instead of deferring)
+        saved = node.args
+        for argnum, a in enumerate(args):
+            if (a is saved[argnum] and not isinstance(a, Meta) and hasattr(a, "dtype")
+                    and backend.is_float(a.dtype)):  # not linked above
+                args[argnum] = make(a, backend, None, False, [0])
     ans = node.ans
     if ans is not None:
-        ans = tensor_cls._make(ans, node.backend, node, True, [0])
+        ans = make(ans, backend, node, True, [0])
     return tuple(args), ans
 
 
@@ -502,5 +501,7 @@ _ONE_HOLDER = _one_holder()
 
 
 # What backward() runs: the functions above, or their compiled counterparts (gradx._hot).
+_toposort_impl = _toposort
+_wrap_saved_impl = _wrap_saved
 _walk_impl = _walk
 _leaves_impl = _accumulate_leaves

@@ -85,7 +85,14 @@ def _prepare(args: tuple, argnums: tuple[int, ...]) -> tuple[list, list[list[_In
         if n >= len(args):
             raise ShapeError(f"grad: argnums {argnums} refers to argument {n}, but only "
                              f"{len(args)} were passed")
-        leaves, tdef = flatten(args[n])
+        arg = args[n]
+        if isinstance(arg, Tensor):  # a leaf itself, the common case: nothing to rebuild
+            i = _Input(arg)
+            args[n] = i.tensor
+            inputs.append([i])
+            treedefs.append(None)
+            continue
+        leaves, tdef = flatten(arg)
         ins = [_Input(v) for v in leaves]
         args[n] = unflatten(tdef, [i.tensor for i in ins])
         inputs.append(ins)
@@ -142,11 +149,9 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
         flat = [i for ins in inputs for i in ins]
         tracked = any(i.tracked for i in flat)
         grads = _grads_of([out], [_ones_like(out)], flat, tracked)
-        it = iter(grads)
-        per_arg = [unflatten(tdef, [i.result(next(it)) for i in ins])
-                   for ins, tdef in zip(inputs, treedefs, strict=True)]
+        per_arg = _results(inputs, treedefs, grads, False)
         value = _value_result(out, all(i.raw for i in flat), tracked)
-        g = per_arg[0] if single else tuple(per_arg)
+        g = per_arg[0] if single else per_arg
         return ((value, aux), g) if has_aux else (value, g)
 
     return wrapped
@@ -204,9 +209,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
         grads = backward([o for o, _ in live], [s for _, s in live], retain_graph=True,
                          create_graph=tracked or seeded,
                          inputs=[i.tensor for i in flat]) if live else [None] * len(flat)
-        it = iter(grads)
-        return tuple(unflatten(tdef, [i.result(next(it), seeded) for i in ins])
-                     for ins, tdef in zip(inputs, treedefs, strict=True))
+        return _results(inputs, treedefs, grads, seeded)
 
     raw = all(i.raw for i in flat)
     value = unflatten(out_def, [_value_result(o, raw, tracked) for o in outs])
@@ -230,7 +233,12 @@ def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
         raise ShapeError(f"{name}: {len(primals)} primals but {len(tangents)} tangents")
     args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
     flat = [i for ins in inputs for i in ins]
-    tans = [t for tan in tangents for t in flatten(tan)[0]]
+    tans = []
+    for tan in tangents:
+        if isinstance(tan, Tensor):
+            tans.append(tan)
+        else:
+            tans += flatten(tan)[0]
     if len(tans) != len(flat):
         raise ShapeError(f"{name}: tangents must have the same structure as primals")
     return args, inputs, treedefs, flat, tans
@@ -240,16 +248,19 @@ def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any],
                    record: bool = False) -> tuple:
     """Tangents of ``roots`` along ``tans``, recorded when an outer transform tracks them or
     ``record`` asks for it; returns them and whether an outer transform tracks them."""
-    tracked = any(i.tracked for i in flat) or any(
-        isinstance(t, Tensor) and t.requires_grad for t in tans)
+    tracked = False
+    for i, t in zip(flat, tans, strict=True):
+        if i.tracked or (isinstance(t, Tensor) and t.requires_grad):
+            tracked = True
+            break
     create = tracked or record
     seeds = {}
     for i, t in zip(flat, tans, strict=True):
-        key = i.tensor._node if i.tensor._node is not None else i.tensor
-        seed = _tangent_value(i.tensor, t, create)
+        x = i.tensor
+        seed = _tangent_value(x, t, create)
         if create and not isinstance(seed, Tensor):  # recorded rules see Tensors only
-            seed = Tensor._make(seed, i.tensor._backend, None, False, [0])
-        seeds[key] = seed
+            seed = Tensor._make(seed, x._backend, None, False, [0])
+        seeds[x._node if x._node is not None else x] = seed
     token = _grad_enabled.set(create)
     try:
         return push_forward(roots, seeds, create), tracked
@@ -405,9 +416,19 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
         grads = _grads_of([slope], [_ones_like(slope)], flat, tracked)
     else:  # f is at most linear in its inputs along the tangents: H v = 0
         grads = [None] * len(flat)
-    results = iter(grads)
-    return tuple(unflatten(tdef, [i.result(next(results), tracked) for i in ins])
-                 for ins, tdef in zip(inputs, treedefs, strict=True))
+    return _results(inputs, treedefs, grads, tracked)
+
+
+def _results(inputs: list[list[_Input]], treedefs: list, values: list, keep_graph: bool) -> tuple:
+    """One result per differentiated argument, shaped as the caller passed it."""
+    it = iter(values)
+    out = []
+    for ins, tdef in zip(inputs, treedefs, strict=True):
+        if tdef is None:  # a leaf argument (see _prepare)
+            out.append(ins[0].result(next(it), keep_graph))
+        else:
+            out.append(unflatten(tdef, [i.result(next(it), keep_graph) for i in ins]))
+    return tuple(out)
 
 
 def stop_gradient(x: Any) -> Any:

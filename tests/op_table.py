@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import gradx as gx
 from gradx.ops.indexing import _index_add, index_update
+from gradx.ops.reductions import softmax_given_logsumexp
 
 
 @dataclass
@@ -102,6 +103,18 @@ for shape, axis, keep in [((2, 3, 4), None, False), ((2, 3, 4), 1, False),
         ROWS += [R("var", lambda x, kw=kw: gx.var(x, **kw), shape, label=tag),
                  R("var", lambda x, kw=kw: gx.var(x, correction=1, **kw) if x.size > 1
                    else gx.var(x, **kw), shape, label=tag + "c1")]
+
+
+def _softmax_given_lse(x, axis):
+    # the shift is a constant (the rules pass logsumexp's output): finite differences see
+    # softmax(x) itself, which no per-slice shift changes
+    return softmax_given_logsumexp(x, gx.logsumexp(x.detach(), axis=axis, keepdims=True),
+                                   axis=axis)
+
+
+for shape, axis in [((2, 3, 4), 1), ((5,), None), ((2, 3), (0, 1)), ((3, 2), -1)]:
+    ROWS.append(R("softmax_given_logsumexp", lambda x, axis=axis: _softmax_given_lse(x, axis),
+                  shape, label=f"axis{axis}".replace(" ", "")))
 ROWS += [
     R("prod", lambda x: gx.prod(x * gx.tensor([1.0, 0.0, 1.0], dtype=x.dtype), axis=-1),
       (2, 3), label="onezero"),

@@ -104,6 +104,28 @@ def test_compiled_and_python_paths_agree_bit_for_bit(row):
             _same(_run(row, True, 2), _run(row, False, 2), f"{row.id}, second order")
 
 
+def _tangents(row, compiled: bool) -> list[np.ndarray]:
+    """Forward-mode tangents of ``row`` and, where it has a second order, its
+    Hessian-vector product: the recorded tangent pass, toposort and saved-value wrapping."""
+    with _hot.using_compiled(compiled):
+        xs = [gx.tensor(h) for h in sample(row, seed=3)]
+        ts = [gx.tensor(h) for h in sample(row, seed=4)]
+        outs, tangent = gx.jvp(lambda *a: tuple(_outputs(row.fn(*a))), xs, ts)
+        found = list(outs) + list(tangent)
+        if row.order >= 2 and "rev" in row.modes:
+            found += list(gx.hvp(lambda *a: _weighted_sum(_outputs(row.fn(*a))), xs, ts))
+    return [None if v is None else np.asarray(v.numpy()) for v in found]
+
+
+@needs_compiled
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("row", [r for r in ROWS if "fwd" in r.modes],
+                         ids=[r.id for r in ROWS if "fwd" in r.modes])
+def test_compiled_and_python_tangent_passes_agree_bit_for_bit(row):
+    with gx.use_backend("numpy"):
+        _same(_tangents(row, True), _tangents(row, False), f"{row.id}, jvp and hvp")
+
+
 @pytest.fixture
 def compiled():
     if not _hot.compiled_available():
@@ -226,3 +248,42 @@ def test_a_tensor_missing_an_attribute_raises_attribute_error():
                  lambda: gx.tanh(x)):
         with pytest.raises(AttributeError, match="requires_grad"):
             call()
+
+
+def _fields(t) -> tuple:
+    if not isinstance(t, gx.Tensor):
+        return (t,)
+    return (type(t), id(t.data), t._node, t.requires_grad, t.grad, list(t._version))
+
+
+def test_compiled_graph_helpers_match_their_python_references(compiled):
+    """toposort, the wrapping of saved values and Tensor._make, field by field, on nodes
+    that save arrays, only shapes (Meta), nothing, no output, and constant inputs."""
+    from gradx import _speedups, _tape
+
+    a = np.linspace(-1.0, 1.0, 12).reshape(3, 4)  # a constant: wrapped without a node
+    x = gx.tensor(np.arange(4.0), requires_grad=True)
+    h = gx.tanh(gx.tensor(a) @ x)  # matmul saves no output; tanh saves no inputs
+    loss = gx.sum(h * gx.logsumexp(h)) + gx.sum(x)  # sum saves shapes only
+    roots = [loss._node]
+    leaves_c, leaves_py = set(), set()
+    order = _speedups.toposort(roots, leaves_c)
+    assert order == _tape._toposort(roots, leaves_py) == _tape.toposort(roots)
+    assert leaves_c == leaves_py == {x}
+    assert [n.seq for n in order] == sorted((n.seq for n in order), reverse=True)
+    held = sys.getrefcount(a)
+    for node in order:
+        args_c, ans_c = _speedups.wrap_saved(node, gx.Tensor)
+        args_py, ans_py = _tape._wrap_saved(node, gx.Tensor)
+        assert [_fields(v) for v in args_c] == [_fields(v) for v in args_py], node
+        assert _fields(ans_c) == _fields(ans_py), node
+    del args_c, ans_c, args_py, ans_py
+    assert sys.getrefcount(a) == held
+    made = gx.Tensor._make(a, x._backend, None, False, [0])
+    assert _fields(made) == (gx.Tensor, id(a), None, False, None, [0])
+    sub = Sub._make(a, x._backend, None, True, [2])  # a subclass: the Python classmethod
+    assert _fields(sub) == (Sub, id(a), None, True, None, [2])
+    with pytest.raises(TypeError):
+        gx.Tensor._make(a, x._backend)
+    with pytest.raises(TypeError, match="not a Node"):
+        _speedups.toposort([x], None)

@@ -114,6 +114,27 @@ def test_large_magnitudes_second_order_is_finite(backend, name, dtype, M):
     assert np.all(np.isfinite(hv.numpy())), f"{name}: Hessian-vector product {hv.numpy()}"
 
 
+@pytest.mark.parametrize("dtype, M", MAGNITUDES)
+@pytest.mark.parametrize("axis", [1, None])
+def test_logsumexp_tangent_and_gradient_at_large_magnitudes(backend, dtype, M, axis):
+    # logsumexp's rules take the softmax from its output, which rounds to max(x) here; tied
+    # maxima must still get half the weight each, in forward and reverse mode alike
+    host = ROW(M).astype(dtype)
+    ref = host.astype(np.float64)
+    t = np.linspace(-1.0, 1.0, host.size).reshape(host.shape).astype(dtype)
+    with np.errstate(under="ignore"):
+        p = _softmax(ref) if axis == 1 else _softmax(ref.reshape(1, -1)).reshape(ref.shape)
+    want_tangent = np.sum(p * t, axis=axis)
+    x = gx.tensor(host)
+    with np.errstate(**RAISE):
+        _, tangent = gx.jvp(lambda x: gx.logsumexp(x, axis=axis), (x,), (gx.tensor(t),))
+        g = gx.grad(lambda x: gx.sum(gx.logsumexp(x, axis=axis)))(x)
+    np.testing.assert_allclose(tangent.numpy(), want_tangent, **TOL[dtype])
+    np.testing.assert_allclose(g.numpy(), p, **TOL[dtype])
+    if axis is None:  # the tie between the two largest entries, M and M, at 1e300 too
+        assert p[1, 0] == p[1, 4] == p[0, 4] != 0
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_log1p_and_expm1_keep_precision_near_zero(backend, dtype):
     small = np.array([1e-10, -1e-12, 3e-8], dtype=dtype)

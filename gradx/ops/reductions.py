@@ -7,6 +7,7 @@ from typing import Any
 from .._backend import ns
 from .._primitive import composed, defjvp, defvjp, primitive
 from .._shapes import normalize_axis
+from .._tensor import Tensor
 
 
 def _expand(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -138,6 +139,10 @@ cumulative_sum = cumsum
 @primitive()
 def logsumexp(x, /, *, axis=None, keepdims=False):
     xp = ns(x)
+    if axis is None and not keepdims:  # a scalar: no reshape at the end
+        m = xp.max(x)
+        m = xp.where(xp.isfinite(m), m, 0.0)
+        return xp.log(xp.sum(xp.exp(x - m))) + m
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)  # all -inf slices stay -inf, never NaN
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
@@ -182,17 +187,44 @@ defjvp(softmax,
        lambda t, ans, x, *, axis=-1: ans * (t - sum(t * ans, axis=axis, keepdims=True)))
 
 
-# softmax, not exp(x - ans): at |x| ~ 1e4 (float32) or 1e300 (float64) ans = m + log(sum)
-# is rounded to m's precision and x - ans keeps that error (two tied maxima would get
-# weight 1 each instead of 0.5); one primitive, so create_graph records one node
+@primitive(saves_args=False)
+def softmax_given_logsumexp(x, lse, /, *, axis=None):
+    """softmax(x) along ``axis`` (None: all of x) from ``lse``, x's logsumexp made
+    broadcastable against x: what logsumexp's rules need, in four array operations where
+    softmax needs eight, since the forward pass already found the shift.
+
+    exp(x - lse) is at most 1, so it never overflows, and sums to 1 up to the rounding of
+    lse; the division removes that rounding, which is not small at |x| ~ 1e4 (float32) or
+    1e300 (float64), where lse rounds to max(x) and two tied maxima would otherwise get
+    weight 1 each instead of 0.5. The result does not depend on lse (any per-slice shift
+    gives it), so lse has no gradient: pass it as a constant."""
+    xp = ns(x)
+    e = xp.exp(x - lse)
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+defvjp(softmax_given_logsumexp, lambda g, ans, x, lse, *, axis=None:
+       ans * (g - sum(g * ans, axis=axis, keepdims=True)), None)
+defjvp(softmax_given_logsumexp, lambda t, ans, x, lse, *, axis=None:
+       ans * (t - sum(t * ans, axis=axis, keepdims=True)), None)
+
+
+def _softmax_of(x: Any, ans: Any, axis: Any, keepdims: bool) -> Any:
+    """softmax(x) from logsumexp's saved ``ans``, which enters as a constant."""
+    lse = _expand(ans.detach() if isinstance(ans, Tensor) else ans, x, axis, keepdims)
+    return softmax_given_logsumexp(x, lse, axis=axis)
+
+
+# one primitive for the softmax, so create_graph records one node
 defvjp(logsumexp, lambda g, ans, x, *, axis=None, keepdims=False:
-       _expand(g, x, axis, keepdims) * softmax(x, axis=axis))
+       _expand(g, x, axis, keepdims) * _softmax_of(x, ans, axis, keepdims))
 
 
 def _logsumexp_jvp(t, ans, x, *, axis=None, keepdims=False):
+    p = _softmax_of(x, ans, axis, keepdims)
     if x.ndim == 1 and not keepdims and normalize_axis(axis, 1) == (0,):  # one dot product
-        return softmax(x, axis=0) @ t
-    return sum(t * softmax(x, axis=axis), axis=axis, keepdims=keepdims)
+        return p @ t
+    return sum(t * p, axis=axis, keepdims=keepdims)
 
 
 defjvp(logsumexp, _logsumexp_jvp)
