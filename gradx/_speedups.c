@@ -1,8 +1,10 @@
-/* The hot path of gradx compiled: dispatch of a primitive on Tensors (apply) and the
- * backward walk (walk, accumulate_leaves).
+/* The hot path of gradx compiled: dispatch of a primitive on Tensors (apply), the
+ * backward walk (walk, accumulate_leaves) and the per-node helpers of tape passes
+ * (toposort, wrap_saved, Tensor._make).
  *
  * Each function is a line-for-line counterpart of a Python function (_primitive._apply,
- * _tape._walk, _tape._accumulate_leaves), which stays the reference and the fallback. The
+ * _tape._walk, _tape._accumulate_leaves, _tape._toposort, _tape._wrap_saved,
+ * Tensor._make), which stays the reference and the fallback. The
  * Python classes Tensor, Node and Primitive keep their __slots__; their offsets are read
  * once from the member descriptors, so a field is one load here instead of an attribute
  * lookup. Anything rare (views, recorders, errors, unbroadcasting, anomaly checks) is left
@@ -1355,7 +1357,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "gradx._speedups",
-    "The compiled hot path: dispatch, backward walk, leaf accumulation.", -1, methods,
+    "The compiled hot path: dispatch, backward walk, leaf accumulation, tape helpers.", -1,
+    methods,
 };
 
 PyMODINIT_FUNC
