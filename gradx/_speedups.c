@@ -317,16 +317,11 @@ float_dtype(PyObject *backend, PyObject *dtype)
     return f;
 }
 
-/* Tensor._make(data, backend, node, requires_grad, [0]); the version list is untracked, as
- * it only ever holds an int (bump() writes ints only) */
+/* A Tensor with the given fields (Tensor._make); steals ``version`` */
 static PyObject *
-make_linked(PyObject *data, PyObject *backend, PyObject *node, PyObject *requires_grad)
+new_tensor(PyObject *data, PyObject *backend, PyObject *node, PyObject *requires_grad,
+           PyObject *version)
 {
-    PyObject *version = PyList_New(1);
-    if (version == NULL) return NULL;
-    Py_INCREF(small_ints[0]);
-    PyList_SET_ITEM(version, 0, small_ints[0]);
-    PyObject_GC_UnTrack(version);
     PyObject *t = Tensor_T->tp_alloc(Tensor_T, 0);
     if (t == NULL) {
         Py_DECREF(version);
@@ -344,6 +339,19 @@ make_linked(PyObject *data, PyObject *backend, PyObject *node, PyObject *require
     Py_INCREF(requires_grad);
     SLOT(t, TS.requires_grad) = requires_grad;
     return t;
+}
+
+/* Tensor._make(data, backend, node, requires_grad, [0]); the version list is untracked, as
+ * it only ever holds an int (bump() writes ints only) */
+static PyObject *
+make_linked(PyObject *data, PyObject *backend, PyObject *node, PyObject *requires_grad)
+{
+    PyObject *version = PyList_New(1);
+    if (version == NULL) return NULL;
+    Py_INCREF(small_ints[0]);
+    PyList_SET_ITEM(version, 0, small_ints[0]);
+    PyObject_GC_UnTrack(version);
+    return new_tensor(data, backend, node, requires_grad, version);
 }
 
 /* Tensor._make(data, backend, None, False, [0]) */
@@ -629,14 +637,17 @@ static PyMethodDef primitive_call_def = {
     "Dispatch on Tensors, or call the body on raw arrays.",
 };
 
+static int
+require_configured(void)
+{
+    if (!configured) PyErr_SetString(PyExc_RuntimeError, "configure() first");
+    return configured;
+}
+
 static PyObject *
 primitive_call_method(PyObject *self, PyObject *unused)
 {
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() first");
-        return NULL;
-    }
-    return PyDescr_NewMethod(Prim_T, &primitive_call_def);
+    return require_configured() ? PyDescr_NewMethod(Prim_T, &primitive_call_def) : NULL;
 }
 
 /* -- Tensor._make and toposort -------------------------------------------------------- */
@@ -656,21 +667,8 @@ tensor_make(PyObject *cls, PyObject *const *a, Py_ssize_t n)
         PyObject *full[6] = {cls, a[0], a[1], a[2], a[3], a[4]};
         return PyObject_Vectorcall(py_make, full, 6, NULL);
     }
-    PyObject *t = Tensor_T->tp_alloc(Tensor_T, 0);
-    if (t == NULL) return NULL;
-    Py_INCREF(a[0]);
-    SLOT(t, TS.data) = a[0];
-    Py_INCREF(a[1]);
-    SLOT(t, TS.backend) = a[1];
-    Py_INCREF(a[2]);
-    SLOT(t, TS.node) = a[2];
-    Py_INCREF(a[3]);
-    SLOT(t, TS.requires_grad) = a[3];
-    Py_INCREF(Py_None);
-    SLOT(t, TS.grad) = Py_None;
     Py_INCREF(a[4]);
-    SLOT(t, TS.version) = a[4];
-    return t;
+    return new_tensor(a[0], a[1], a[2], a[3], a[4]);
 }
 
 static PyMethodDef tensor_make_def = {
@@ -681,11 +679,7 @@ static PyMethodDef tensor_make_def = {
 static PyObject *
 tensor_make_method(PyObject *self, PyObject *unused)
 {
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() first");
-        return NULL;
-    }
-    return PyDescr_NewClassMethod(Tensor_T, &tensor_make_def);
+    return require_configured() ? PyDescr_NewClassMethod(Tensor_T, &tensor_make_def) : NULL;
 }
 
 /* a saved value that rules can read as a Tensor: not a Meta stand-in and not None */
