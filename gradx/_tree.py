@@ -9,6 +9,8 @@ Treedef = Any
 
 def flatten(obj: Any) -> tuple[list[Any], Treedef]:
     """Leaves in a fixed order (dicts by sorted key) and a description to rebuild ``obj``."""
+    if not isinstance(obj, tuple | list | dict):  # a leaf itself, the common case
+        return [obj], None
     leaves: list[Any] = []
     return leaves, _walk(obj, leaves)
 
@@ -27,6 +29,9 @@ def _walk(o: Any, leaves: list[Any]) -> Treedef:
 
 def unflatten(treedef: Treedef, leaves: list[Any]) -> Any:
     """Inverse of :func:`flatten`."""
+    if treedef is None:  # a leaf
+        (leaf,) = leaves
+        return leaf
     return _build(treedef, iter(leaves))
 
 

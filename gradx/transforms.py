@@ -85,14 +85,7 @@ def _prepare(args: tuple, argnums: tuple[int, ...]) -> tuple[list, list[list[_In
         if n >= len(args):
             raise ShapeError(f"grad: argnums {argnums} refers to argument {n}, but only "
                              f"{len(args)} were passed")
-        arg = args[n]
-        if isinstance(arg, Tensor):  # a leaf itself, the common case: nothing to rebuild
-            i = _Input(arg)
-            args[n] = i.tensor
-            inputs.append([i])
-            treedefs.append(None)
-            continue
-        leaves, tdef = flatten(arg)
+        leaves, tdef = flatten(args[n])
         ins = [_Input(v) for v in leaves]
         args[n] = unflatten(tdef, [i.tensor for i in ins])
         inputs.append(ins)
@@ -233,12 +226,7 @@ def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
         raise ShapeError(f"{name}: {len(primals)} primals but {len(tangents)} tangents")
     args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
     flat = [i for ins in inputs for i in ins]
-    tans = []
-    for tan in tangents:
-        if isinstance(tan, Tensor):
-            tans.append(tan)
-        else:
-            tans += flatten(tan)[0]
+    tans = [t for tan in tangents for t in flatten(tan)[0]]
     if len(tans) != len(flat):
         raise ShapeError(f"{name}: tangents must have the same structure as primals")
     return args, inputs, treedefs, flat, tans
@@ -422,13 +410,8 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
 def _results(inputs: list[list[_Input]], treedefs: list, values: list, keep_graph: bool) -> tuple:
     """One result per differentiated argument, shaped as the caller passed it."""
     it = iter(values)
-    out = []
-    for ins, tdef in zip(inputs, treedefs, strict=True):
-        if tdef is None:  # a leaf argument (see _prepare)
-            out.append(ins[0].result(next(it), keep_graph))
-        else:
-            out.append(unflatten(tdef, [i.result(next(it), keep_graph) for i in ins]))
-    return tuple(out)
+    return tuple(unflatten(tdef, [i.result(next(it), keep_graph) for i in ins])
+                 for ins, tdef in zip(inputs, treedefs, strict=True))
 
 
 def stop_gradient(x: Any) -> Any:

@@ -139,14 +139,11 @@ cumulative_sum = cumsum
 @primitive()
 def logsumexp(x, /, *, axis=None, keepdims=False):
     xp = ns(x)
-    if axis is None and not keepdims:  # a scalar: no reshape at the end
-        m = xp.max(x)
-        m = xp.where(xp.isfinite(m), m, 0.0)
-        return xp.log(xp.sum(xp.exp(x - m))) + m
-    m = xp.max(x, axis=axis, keepdims=True)
+    keep = keepdims or axis is not None  # a full reduction to a scalar needs no reshape
+    m = xp.max(x, axis=axis, keepdims=keep)
     m = xp.where(xp.isfinite(m), m, 0.0)  # all -inf slices stay -inf, never NaN
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
-    if not keepdims:
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=keep)) + m
+    if not keepdims and keep:
         out = xp.reshape(out, tuple(s for i, s in enumerate(x.shape)
                                     if i not in normalize_axis(axis, x.ndim)))
     return out
@@ -181,10 +178,13 @@ def softmax(x, /, *, axis=-1):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-defvjp(softmax,
-       lambda g, ans, x, *, axis=-1: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
-defjvp(softmax,
-       lambda t, ans, x, *, axis=-1: ans * (t - sum(t * ans, axis=axis, keepdims=True)))
+def _through_softmax(v: Any, p: Any, axis: Any) -> Any:
+    """``v`` times the Jacobian of softmax at output ``p`` (symmetric: VJP and JVP alike)."""
+    return p * (v - sum(v * p, axis=axis, keepdims=True))
+
+
+defvjp(softmax, lambda g, ans, x, *, axis=-1: _through_softmax(g, ans, axis))
+defjvp(softmax, lambda t, ans, x, *, axis=-1: _through_softmax(t, ans, axis))
 
 
 @primitive(saves_args=False)
@@ -203,10 +203,10 @@ def softmax_given_logsumexp(x, lse, /, *, axis=None):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-defvjp(softmax_given_logsumexp, lambda g, ans, x, lse, *, axis=None:
-       ans * (g - sum(g * ans, axis=axis, keepdims=True)), None)
-defjvp(softmax_given_logsumexp, lambda t, ans, x, lse, *, axis=None:
-       ans * (t - sum(t * ans, axis=axis, keepdims=True)), None)
+defvjp(softmax_given_logsumexp,
+       lambda g, ans, x, lse, *, axis=None: _through_softmax(g, ans, axis), None)
+defjvp(softmax_given_logsumexp,
+       lambda t, ans, x, lse, *, axis=None: _through_softmax(t, ans, axis), None)
 
 
 def _softmax_of(x: Any, ans: Any, axis: Any, keepdims: bool) -> Any:
