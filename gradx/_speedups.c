@@ -47,6 +47,7 @@ static PyObject *GraphError, *NotDifferentiableError;
 static PyObject *py_make, *creation_number;
 static PyObject *s_dtype, *s_shape, *s_float_dtypes, *s_is_float, *s_writable, *s_owned;
 static PyObject *s_copy, *small_ints[3]; /* 0, 1, -1 */
+static PyObject *s_sort, *sort_kwnames;  /* "sort", ("key", "reverse") */
 static Py_ssize_t one_holder;        /* references of an array held by one C local */
 static int configured;
 
@@ -846,18 +847,11 @@ toposort(PyObject *self, PyObject *const *a, Py_ssize_t n)
         }
     }
     Py_DECREF(seen);
-    /* a node is always recorded after its parents: descending creation number */
-    PyObject *kw = Py_BuildValue("{sOsO}", "key", creation_number, "reverse", Py_True);
-    if (kw == NULL) goto fail_order;
-    PyObject *sort = PyObject_GetAttrString(order, "sort");
-    PyObject *none = NULL;
-    if (sort != NULL) {
-        PyObject *empty = PyTuple_New(0);
-        if (empty != NULL) none = PyObject_Call(sort, empty, kw);
-        Py_XDECREF(empty);
-        Py_DECREF(sort);
-    }
-    Py_DECREF(kw);
+    /* a node is always recorded after its parents: descending creation number, as
+     * order.sort(key=creation_number, reverse=True) */
+    PyObject *call[3] = {order, creation_number, Py_True};
+    PyObject *none = PyObject_VectorcallMethod(s_sort, call, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                               sort_kwnames);
     if (none == NULL) goto fail_order;
     Py_DECREF(none);
     return order;
@@ -1365,6 +1359,8 @@ PyInit__speedups(void)
     s_writable = PyUnicode_InternFromString("writable");
     s_owned = PyUnicode_InternFromString("owned");
     s_copy = PyUnicode_InternFromString("copy");
+    s_sort = PyUnicode_InternFromString("sort");
+    sort_kwnames = Py_BuildValue("(ss)", "key", "reverse");
     small_ints[0] = PyLong_FromLong(0);
     small_ints[1] = PyLong_FromLong(1);
     small_ints[2] = PyLong_FromLong(-1);
@@ -1373,7 +1369,7 @@ PyInit__speedups(void)
     /* an object held by one C local: one reference */
     one_holder = 1;
     if (!s_dtype || !s_shape || !s_float_dtypes || !s_is_float || !s_writable || !s_owned
-        || !s_copy || !small_ints[0] || !small_ints[1] || !small_ints[2])
+        || !s_copy || !s_sort || !sort_kwnames || !small_ints[0] || !small_ints[1] || !small_ints[2])
         return NULL;
     return PyModule_Create(&module);
 }
