@@ -3,10 +3,13 @@ reductions bound straight to their ufuncs."""
 
 from __future__ import annotations
 
+import operator
 import types
 from typing import Any
 
 import numpy as np
+
+from gradx import _native
 
 from .base import Backend
 
@@ -34,17 +37,17 @@ def _namespace() -> Any:
     ns.prod = _reducer(np.multiply, np.prod)
     ns.max = _reducer(np.maximum, np.max)
     ns.min = _reducer(np.minimum, np.min)
-    ns.matrix_transpose = _matrix_transpose
+    # ndarray.mT (NumPy 2.0) is np.matrix_transpose without its two Python wrapper layers,
+    # and raises the same ValueError below two dimensions: matmul rules call it twice per step
+    ns.matrix_transpose = operator.attrgetter("mT")
     return ns
 
 
-def _matrix_transpose(x: Any, /) -> Any:
-    """``np.matrix_transpose`` without its two Python wrapper layers: matmul rules call it
-    twice per backward step."""
-    if x.ndim < 2:
-        raise ValueError(f"matrix_transpose needs an array of at least 2 dimensions, got "
-                         f"{x.ndim}")
-    return x.swapaxes(-1, -2)
+def _owned(x: Any) -> Any:
+    """``Backend.owned``: a fresh result owns its memory; a view or subclass is copied."""
+    if type(x) is np.ndarray and x.base is None:
+        return x
+    return np.array(x)
 
 
 class NumpyBackend(Backend):
@@ -70,10 +73,9 @@ class NumpyBackend(Backend):
     def copy(self, x: Any) -> Any:
         return np.array(x)
 
-    def owned(self, x: Any) -> Any:
-        if type(x) is np.ndarray and x.base is None:  # fresh results own their memory
-            return x
-        return np.array(x)
+    # compiled, the same test with no Python frame: it runs for every leaf gradient
+    owned = staticmethod(_owned if _native.extension() is None
+                         else _native.extension().owned_or_copy(np.ndarray, np.array))
 
     def writable(self, x: Any) -> bool:
         return type(x) is np.ndarray and x.base is None and x.flags.writeable

@@ -16,6 +16,7 @@ from typing import Any
 
 from gradx.backends.base import Backend
 
+from . import _native
 from .errors import BackendMismatchError, BackendUnavailableError
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {}
@@ -202,14 +203,19 @@ _PY_SCALARS = (bool, int, float, complex)
 _NS_BY_TYPE: dict[type, Any] = {}
 
 
-def ns(x: Any, *more: Any) -> Any:
+def _ns(x: Any, *more: Any) -> Any:
     """Fast ``array_namespace`` of raw arrays for built-in impls (Python scalars skipped)."""
     xp = _NS_BY_TYPE.get(type(x))
     if xp is None:
         if isinstance(x, _PY_SCALARS) or x is None:
-            return ns(*more) if more else get_backend().xp
+            return _ns(*more) if more else get_backend().xp
         xp = _NS_BY_TYPE[type(x)] = backend_of(x).xp
     return xp
+
+
+# Every op body calls ns once or more: compiled, a hit is one dict probe with no Python
+# frame, and a miss (a first type, a Python scalar) runs _ns.
+ns = _ns if _native.extension() is None else _native.extension().namespace_lookup(_NS_BY_TYPE, _ns)
 
 
 def check_same(op: str, a: Backend, b: Backend) -> None:

@@ -22,7 +22,7 @@ def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
             continue
         total = None
         args = ans = None
-        for argnum, parent in node.parents:
+        for argnum, parent in zip(node.argnums, node.parents, strict=True):
             tp = tangents.get(parent)
             if tp is None:
                 continue

@@ -10,15 +10,11 @@ runs the two side by side.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 from . import _primitive, _tape, _tensor
-
-try:
-    from . import _speedups
-except ImportError:  # installed without a C compiler
-    _speedups = None
+from ._native import built as _speedups
+from ._native import pure_python_requested
 
 # (dispatch, Primitive.__call__, walk, leaf accumulation, toposort, Tensor._make, wrapping
 # saved values) of each path
@@ -26,11 +22,6 @@ _PYTHON = (_primitive._apply, _primitive.Primitive.__call__, _tape._walk,
            _tape._accumulate_leaves, _tape._toposort, _tensor.Tensor.__dict__["_make"],
            _tape._wrap_saved)
 _COMPILED: tuple | None = None
-
-
-def pure_python_requested() -> bool:
-    """Whether ``GRADX_PURE_PYTHON`` asks for the Python hot path."""
-    return os.environ.get("GRADX_PURE_PYTHON", "") in ("1", "true", "yes")
 
 
 def compiled_available() -> bool:
@@ -68,7 +59,9 @@ def using_compiled(on: bool) -> Iterator[None]:
 
 
 def _configure() -> tuple:
+    from . import _shapes
     from .errors import GraphError, NotDifferentiableError
+    from .ops import reductions, shape
 
     _speedups.configure({
         "Tensor": _tensor.Tensor, "Node": _tape.Node, "Primitive": _primitive.Primitive,
@@ -85,6 +78,7 @@ def _configure() -> tuple:
         "NotDifferentiableError": NotDifferentiableError,
         "make": _tensor.Tensor.__dict__["_make"].__func__,
         "creation_number": _tape._creation_number, "Meta": _tape.Meta,
+        "sum_plans": _shapes._SUM_PLANS, "sum": reductions.sum, "reshape": shape.reshape,
     })
     return (_speedups.apply, _speedups.primitive_call_method(), _speedups.walk,
             _speedups.accumulate_leaves, _speedups.toposort, _speedups.tensor_make_method(),

@@ -19,6 +19,8 @@ from .errors import BackendMismatchError, GradxError, OpError, describe
 _REGISTRY: dict[str, Primitive] = {}
 _SCALARS = (bool, int, float, complex, type(None))
 _NONES = [(None,) * n for n in range(16)]
+# a node's argnums when its inputs needing gradients are the first, the second, both
+_FIRST, _SECOND, _FIRST_TWO = (0,), (1,), (0, 1)
 # Optional per-op recorder ``rec(prim, args, kwargs, ans)`` called after every
 # primitive on Tensors; gx.testing.compare_backends(per_op=True) sets it.
 _recorder: ContextVar[Callable | None] = ContextVar("gradx_op_recorder", default=None)
@@ -216,19 +218,21 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                     _mismatch(prim, args)
                 raw = (a.data, b.data)
                 if not _grad_enabled.get():
-                    parents = None
+                    argnums = parents = None
                 elif a.requires_grad:
-                    pa = (0, a._node or a)
-                    parents = (pa, (1, b._node or b)) if b.requires_grad else (pa,)
+                    if b.requires_grad:
+                        argnums, parents = _FIRST_TWO, (a._node or a, b._node or b)
+                    else:
+                        argnums, parents = _FIRST, (a._node or a,)
                 elif b.requires_grad:
-                    parents = ((1, b._node or b),)
+                    argnums, parents = _SECOND, (b._node or b,)
                 else:
-                    parents = None
+                    argnums = parents = None
             elif type(b) in _SCALARS:
                 backend = a._backend
                 raw = (a.data, b)
-                parents = ((0, a._node or a),) if a.requires_grad and _grad_enabled.get() \
-                    else None
+                argnums = _FIRST
+                parents = (a._node or a,) if a.requires_grad and _grad_enabled.get() else None
             else:
                 return _apply_any(prim, args, kwargs)
         else:
@@ -239,7 +243,8 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
             return _apply_any(prim, args, kwargs)
         backend = a._backend
         raw = (a.data,)
-        parents = ((0, a._node or a),) if a.requires_grad and _grad_enabled.get() else None
+        argnums = _FIRST
+        parents = (a._node or a,) if a.requires_grad and _grad_enabled.get() else None
     else:
         return _apply_any(prim, args, kwargs)
     try:
@@ -247,7 +252,7 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     except Exception as exc:
         _reraise(prim, args, kwargs, exc)
     if prim.special or _HOOKED[0]:
-        return _finish(prim, args, kwargs, ans, backend, parents, raw)
+        return _finish(prim, args, kwargs, ans, backend, argnums, parents, raw)
     out = _new(Tensor)
     out.data = ans
     out._backend = backend
@@ -276,6 +281,7 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                 node.versions = versions
             node.prim = prim
             node.kwargs = kwargs
+            node.argnums = argnums
             node.parents = parents
             node.shape = ans.shape
             node.dtype = dtype
@@ -296,7 +302,7 @@ def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
     grad_on = _grad_enabled.get()
     backend = None
     raw_list = list(args)
-    plist = None
+    argnums = plist = None
     others = None
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
@@ -306,8 +312,11 @@ def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                 _mismatch(prim, args)
             raw_list[i] = a.data
             if grad_on and a.requires_grad:
-                entry = (i, a._node or a)
-                plist = [entry] if plist is None else plist + [entry]
+                if plist is None:
+                    argnums, plist = [i], [a._node or a]
+                else:
+                    argnums.append(i)
+                    plist.append(a._node or a)
         elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
             others = [a] if others is None else others + [a]
     if others is not None and any(_backend_of_arg(prim, args, a) is not backend
@@ -315,15 +324,17 @@ def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
         _mismatch(prim, args)
     raw = tuple(raw_list)
     parents = None if plist is None else tuple(plist)
+    if argnums is not None:
+        argnums = tuple(argnums)
     try:
         ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
     except Exception as exc:
         _reraise(prim, args, kwargs, exc)
-    return _finish(prim, args, kwargs, ans, backend, parents, raw)
+    return _finish(prim, args, kwargs, ans, backend, argnums, parents, raw)
 
 
 def _finish(prim: Primitive, args: tuple, kwargs: dict, ans: Any, backend: Any,
-            parents: tuple | None, raw: tuple) -> Any:
+            argnums: tuple | None, parents: tuple | None, raw: tuple) -> Any:
     """Wrap ``ans`` and record its node: views, backend changes, per-op recorders."""
     rec = _recorder.get()
     if rec is not None:
@@ -349,8 +360,8 @@ def _finish(prim: Primitive, args: tuple, kwargs: dict, ans: Any, backend: Any,
         saved = _metas(raw)
     if prim.saves_ans:
         versions += (version, -1)
-    node = new_node(prim, saved, kwargs, ans if prim.saves_ans else None, parents, ans.shape,
-                    dtype, versions, backend)
+    node = new_node(prim, saved, kwargs, ans if prim.saves_ans else None, argnums, parents,
+                    ans.shape, dtype, versions, backend)
     return _make(ans, backend, node, True, version)
 
 

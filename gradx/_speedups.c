@@ -27,10 +27,10 @@ typedef struct {
     Py_ssize_t data, grad, requires_grad, node, backend, version;
 } TensorSlots;
 typedef struct {
-    Py_ssize_t prim, args, kwargs, ans, parents, shape, dtype, versions, backend, seq;
+    Py_ssize_t prim, args, kwargs, ans, argnums, parents, shape, dtype, versions, backend, seq;
 } NodeSlots;
 typedef struct {
-    Py_ssize_t fun, special, saves_args, saves_ans, vjps, vjp_argnum;
+    Py_ssize_t fun, broadcasts, special, saves_args, saves_ans, vjps, vjp_argnum;
 } PrimSlots;
 
 static PyTypeObject *Tensor_T, *Node_T, *Prim_T, *Meta_T;
@@ -45,8 +45,10 @@ static PyObject *identity_vjp, *py_check_versions, *py_fit, *py_check_finite, *p
 static PyObject *py_add_into, *py_rule_failed, *py_no_rule, *py_freed, *py_leaves;
 static PyObject *GraphError, *NotDifferentiableError;
 static PyObject *py_make, *creation_number;
+static PyObject *sum_plans, *py_sum, *py_reshape, *axis_kwnames; /* unbroadcasting */
 static PyObject *s_dtype, *s_shape, *s_float_dtypes, *s_is_float, *s_writable, *s_owned;
-static PyObject *s_copy, *small_ints[3]; /* 0, 1, -1 */
+static PyObject *s_copy, *s_base, *small_ints[3]; /* 0, 1, -1 */
+static PyObject *argnums_first, *argnums_second, *argnums_both; /* (0,), (1,), (0, 1) */
 static PyObject *s_sort, *sort_kwnames;  /* "sort", ("key", "reverse") */
 static Py_ssize_t one_holder;        /* references of an array held by one C local */
 static int configured;
@@ -203,11 +205,13 @@ configure(PyObject *self, PyObject *ns)
         || slot_offset(Tensor_T, "_version", &TS.version)
         || slot_offset(Node_T, "prim", &NS.prim) || slot_offset(Node_T, "args", &NS.args)
         || slot_offset(Node_T, "kwargs", &NS.kwargs) || slot_offset(Node_T, "ans", &NS.ans)
+        || slot_offset(Node_T, "argnums", &NS.argnums)
         || slot_offset(Node_T, "parents", &NS.parents)
         || slot_offset(Node_T, "shape", &NS.shape) || slot_offset(Node_T, "dtype", &NS.dtype)
         || slot_offset(Node_T, "versions", &NS.versions)
         || slot_offset(Node_T, "backend", &NS.backend) || slot_offset(Node_T, "seq", &NS.seq)
         || slot_offset(Prim_T, "fun", &PS.fun) || slot_offset(Prim_T, "special", &PS.special)
+        || slot_offset(Prim_T, "broadcasts", &PS.broadcasts)
         || slot_offset(Prim_T, "saves_args", &PS.saves_args)
         || slot_offset(Prim_T, "saves_ans", &PS.saves_ans)
         || slot_offset(Prim_T, "vjps", &PS.vjps)
@@ -245,6 +249,13 @@ configure(PyObject *self, PyObject *ns)
     Meta_T = (PyTypeObject *)t;
     TAKE(creation_number, "creation_number");
     TAKE(NotDifferentiableError, "NotDifferentiableError");
+    TAKE(sum_plans, "sum_plans");
+    TAKE(py_sum, "sum");
+    TAKE(py_reshape, "reshape");
+    if (!PyDict_Check(sum_plans)) {
+        PyErr_SetString(PyExc_TypeError, "configure: sum_plans must be a dict");
+        return NULL;
+    }
     if (!PyList_Check(last_change) || !PyList_Check(debug_flag) || !PyList_Check(hooked_flag)
         || !PyList_Check(nones)) {
         PyErr_SetString(PyExc_TypeError, "configure: flags and nones must be lists");
@@ -256,12 +267,27 @@ configure(PyObject *self, PyObject *ns)
 
 /* -- apply ---------------------------------------------------------------------------- */
 
-static PyObject *
-parent_entry(PyObject *argnum, PyObject *t)
+/* what a node records as the parent of input Tensor t: its node, or t for a leaf (borrowed) */
+static inline PyObject *
+parent_of(PyObject *t)
 {
     PyObject *node = SLOT(t, TS.node);
-    PyObject *p = (node != NULL && node != Py_None) ? node : t;
-    return PyTuple_Pack(2, argnum, p);
+    return (node != NULL && node != Py_None) ? node : t;
+}
+
+/* a node's argnums and parents (borrowed): parallel tuples, or -1 with TypeError */
+static int
+node_links(PyObject *node, const char *who, PyObject **argnums, PyObject **parents)
+{
+    *argnums = SLOT(node, NS.argnums);
+    *parents = SLOT(node, NS.parents);
+    if (*argnums == NULL || *parents == NULL || !PyTuple_Check(*argnums)
+        || !PyTuple_Check(*parents) || PyTuple_GET_SIZE(*argnums) != PyTuple_GET_SIZE(*parents)) {
+        PyErr_Format(PyExc_TypeError, "%s: a node's argnums and parents must be tuples of one "
+                     "length", who);
+        return -1;
+    }
+    return 0;
 }
 
 /* Hand the pending exception to a Python helper, ``helper(a, b, c, exc)``, that raises the
@@ -430,17 +456,16 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_INCREF(x);
         PyTuple_SET_ITEM(raw, 1, x);
     }
-    PyObject *parents = NULL;
+    PyObject *parents = NULL, *argnums = NULL; /* argnums: borrowed constant */
     if (a_req || b_req) {
-        PyObject *pa = NULL, *pb = NULL;
-        if (a_req && (pa = parent_entry(small_ints[0], a)) == NULL) goto fail_raw;
-        if (b_req && (pb = parent_entry(small_ints[1], b)) == NULL) {
-            Py_XDECREF(pa);
-            goto fail_raw;
+        if (a_req && b_req) {
+            argnums = argnums_both;
+            parents = PyTuple_Pack(2, parent_of(a), parent_of(b));
         }
-        parents = (pa && pb) ? PyTuple_Pack(2, pa, pb) : PyTuple_Pack(1, pa ? pa : pb);
-        Py_XDECREF(pa);
-        Py_XDECREF(pb);
+        else {
+            argnums = a_req ? argnums_first : argnums_second;
+            parents = PyTuple_Pack(1, parent_of(a_req ? a : b));
+        }
         if (parents == NULL) goto fail_raw;
     }
     PyObject *fun = SLOT(prim, PS.fun);
@@ -455,8 +480,9 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
     int special = truthy(SLOT(prim, PS.special));
     if (special < 0) goto fail_ans;
     if (special || flag_set(hooked_flag)) {
-        PyObject *r = PyObject_CallFunctionObjArgs(py_finish, prim, args, kwargs, ans, backend,
-                                                   parents ? parents : Py_None, raw, NULL);
+        PyObject *r = PyObject_CallFunctionObjArgs(
+            py_finish, prim, args, kwargs, ans, backend, argnums ? argnums : Py_None,
+            parents ? parents : Py_None, raw, NULL);
         Py_XDECREF(parents);
         Py_DECREF(raw);
         Py_DECREF(ans);
@@ -535,6 +561,8 @@ apply(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
             SLOT(node, NS.prim) = prim;
             Py_INCREF(kwargs);
             SLOT(node, NS.kwargs) = kwargs;
+            Py_INCREF(argnums);
+            SLOT(node, NS.argnums) = argnums;
             SLOT(node, NS.parents) = parents;
             parents = NULL;
             SLOT(node, NS.shape) = shape;
@@ -705,10 +733,10 @@ wrap_saved_c(PyObject *node, PyObject *cls)
 {
     if (!Py_IS_TYPE(node, Node_T) || cls != (PyObject *)Tensor_T)
         return PyObject_CallFunctionObjArgs(py_wrap_saved, node, cls, NULL);
-    PyObject *saved = SLOT(node, NS.args), *parents = SLOT(node, NS.parents);
+    PyObject *saved = SLOT(node, NS.args), *argnums, *parents;
     PyObject *backend = SLOT(node, NS.backend), *ans = SLOT(node, NS.ans);
-    if (saved == NULL || !PyTuple_Check(saved) || parents == NULL || !PyTuple_Check(parents)
-        || backend == NULL || ans == NULL)
+    if (node_links(node, "wrap_saved", &argnums, &parents)) return NULL;
+    if (saved == NULL || !PyTuple_Check(saved) || backend == NULL || ans == NULL)
         return PyObject_CallFunctionObjArgs(py_wrap_saved, node, cls, NULL);
     Py_ssize_t nargs = PyTuple_GET_SIZE(saved), nparents = PyTuple_GET_SIZE(parents);
     PyObject *args = PyTuple_New(nargs);
@@ -718,18 +746,13 @@ wrap_saved_c(PyObject *node, PyObject *cls)
         PyTuple_SET_ITEM(args, i, PyTuple_GET_ITEM(saved, i));
     }
     for (Py_ssize_t k = 0; k < nparents; k++) {
-        PyObject *pair = PyTuple_GET_ITEM(parents, k);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            PyErr_SetString(PyExc_TypeError, "wrap_saved: a parent entry is not (argnum, parent)");
-            goto fail;
-        }
-        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(argnums, k));
         if (i == -1 && PyErr_Occurred()) goto fail;
         if (i < 0 || i >= nargs) {
             PyErr_SetString(PyExc_IndexError, "wrap_saved: argnum out of range");
             goto fail;
         }
-        PyObject *a = PyTuple_GET_ITEM(args, i), *parent = PyTuple_GET_ITEM(pair, 1);
+        PyObject *a = PyTuple_GET_ITEM(args, i), *parent = PyTuple_GET_ITEM(parents, k);
         int is_array = saved_array(a);
         if (is_array < 0) goto fail;
         if (!is_array) continue;  /* nothing saved: Meta or None */
@@ -824,18 +847,10 @@ toposort(PyObject *self, PyObject *const *a, Py_ssize_t n)
                          Py_TYPE(node)->tp_name);
             goto fail;
         }
-        PyObject *parents = SLOT(node, NS.parents);
-        if (parents == NULL || !PyTuple_Check(parents)) {
-            PyErr_SetString(PyExc_TypeError, "toposort: a node's parents are not a tuple");
-            goto fail;
-        }
+        PyObject *argnums, *parents;
+        if (node_links(node, "toposort", &argnums, &parents)) goto fail;
         for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(parents); k++) {
-            PyObject *pair = PyTuple_GET_ITEM(parents, k);
-            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                PyErr_SetString(PyExc_TypeError, "toposort: a parent entry is not (argnum, parent)");
-                goto fail;
-            }
-            PyObject *p = PyTuple_GET_ITEM(pair, 1);
+            PyObject *p = PyTuple_GET_ITEM(parents, k);
             if (Py_IS_TYPE(p, Node_T)) {
                 int known = PySet_Contains(seen, p);
                 if (known < 0) goto fail;
@@ -1002,6 +1017,46 @@ vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans
     return raise_through(py_rule_failed, prim, argnum, g);
 }
 
+/* _shapes.sum_to for an array gradient of a broadcasting op whose plan (the axes to sum,
+ * whether a reshape follows) _shapes has cached: the sum primitive on those axes, and the
+ * reshape if the plan needs it. None when that does not apply (a Tensor gradient under
+ * create_graph, a non-broadcasting op, a pair of shapes not seen yet): _fit then runs,
+ * which also raises the errors and fills the cache. */
+static PyObject *
+sum_to_shape(PyObject *gi, PyObject *gshape, PyObject *shape, PyObject *prim)
+{
+    PyObject *broadcasts = SLOT(prim, PS.broadcasts);
+    if (is_tensor(gi) || broadcasts != Py_True || !PyTuple_CheckExact(gshape)
+        || !PyTuple_CheckExact(shape))
+        Py_RETURN_NONE;
+    PyObject *key = PyTuple_Pack(2, gshape, shape);
+    if (key == NULL) return NULL;
+    PyObject *plan = PyDict_GetItemWithError(sum_plans, key); /* borrowed */
+    Py_DECREF(key);
+    if (plan == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a sum plan is (axes, needs_reshape)");
+        return NULL;
+    }
+    PyObject *axes = PyTuple_GET_ITEM(plan, 0);
+    int reshape = PyObject_IsTrue(PyTuple_GET_ITEM(plan, 1));
+    if (reshape < 0) return NULL;
+    Py_INCREF(plan); /* a call below could clear the cache */
+    Py_INCREF(gi);
+    PyObject *g = gi;
+    if (PyTuple_GET_SIZE(axes)) {
+        PyObject *call[2] = {g, axes};
+        Py_SETREF(g, PyObject_Vectorcall(py_sum, call, 1, axis_kwnames));
+    }
+    if (g != NULL && reshape)
+        Py_SETREF(g, PyObject_CallFunctionObjArgs(py_reshape, g, shape, NULL));
+    Py_DECREF(plan);
+    return g;
+}
+
 /* steals gi; 0 on success */
 static int
 deliver(PyObject *grads, Heap *heap, PyObject *node, PyObject *prim, PyObject *argnum,
@@ -1029,6 +1084,17 @@ deliver(PyObject *grads, Heap *heap, PyObject *node, PyObject *prim, PyObject *a
     }
     PyObject *gs = PyObject_GetAttr(gi, s_shape), *gd = NULL;
     int differ = gs == NULL ? -1 : PyObject_RichCompareBool(gs, ref_shape, Py_NE);
+    if (differ > 0) { /* a broadcast input's gradient: sum it back to the input's shape */
+        PyObject *summed = sum_to_shape(gi, gs, ref_shape, prim);
+        if (summed == NULL)
+            differ = -1;
+        else if (summed != Py_None) {
+            Py_SETREF(gi, summed);
+            differ = 0; /* the dtype is checked next, as for any gradient */
+        }
+        else
+            Py_DECREF(summed); /* not the common case: _fit sorts it out */
+    }
     if (differ == 0) {
         gd = PyObject_GetAttr(gi, s_dtype);
         differ = gd == NULL ? -1
@@ -1169,12 +1235,10 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         }
         PyObject *prim = get_slot(node, NS.prim, "prim");
         PyObject *kwargs = SLOT(node, NS.kwargs);
-        PyObject *parents = SLOT(node, NS.parents);
-        if (prim == NULL || parents == NULL || !PyTuple_Check(parents)) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a node without parents");
-            goto fail_node;
-        }
+        PyObject *argnums, *parents;
+        if (prim == NULL || node_links(node, "backward", &argnums, &parents)) goto fail_node;
         Py_INCREF(prim);
+        Py_INCREF(argnums);
         Py_INCREF(parents);
         Py_XINCREF(kwargs);
         args = NULL; /* owned from here on: fail_locals releases it */
@@ -1204,12 +1268,8 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         }
         Py_ssize_t np = PyTuple_GET_SIZE(parents);
         for (Py_ssize_t i = 0; i < np; i++) {
-            PyObject *entry = PyTuple_GET_ITEM(parents, i);
-            if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) {
-                PyErr_SetString(PyExc_TypeError, "a node's parents are (argnum, parent) pairs");
-                goto fail_locals;
-            }
-            PyObject *argnum = PyTuple_GET_ITEM(entry, 0), *parent = PyTuple_GET_ITEM(entry, 1);
+            PyObject *argnum = PyTuple_GET_ITEM(argnums, i);
+            PyObject *parent = PyTuple_GET_ITEM(parents, i);
             if (keep != NULL) {
                 int in = PySet_Contains(keep, parent);
                 if (in < 0) goto fail_locals;
@@ -1230,6 +1290,7 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_DECREF(args);
         Py_DECREF(ans);
         Py_DECREF(prim);
+        Py_DECREF(argnums);
         Py_DECREF(parents);
         Py_XDECREF(kwargs);
         Py_DECREF(g);
@@ -1239,6 +1300,7 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_XDECREF(args);
         Py_XDECREF(ans);
         Py_DECREF(prim);
+        Py_DECREF(argnums);
         Py_DECREF(parents);
         Py_XDECREF(kwargs);
     fail_node:
@@ -1325,6 +1387,88 @@ fail:
     return NULL;
 }
 
+/* -- namespace lookup -------------------------------------------------------------------- */
+
+/* ns(x, *more) of gradx._backend, bound to (table, fallback): the namespace cached for
+ * type(x) in table, or whatever fallback(x, *more) says (first sight of a type, scalars) */
+static PyObject *
+ns_lookup(PyObject *bound, PyObject *const *a, Py_ssize_t n)
+{
+    PyObject *table = PyTuple_GET_ITEM(bound, 0);
+    if (n > 0) {
+        PyObject *xp = PyDict_GetItemWithError(table, (PyObject *)Py_TYPE(a[0]));
+        if (xp != NULL) {
+            Py_INCREF(xp);
+            return xp;
+        }
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_Vectorcall(PyTuple_GET_ITEM(bound, 1), a, n, NULL);
+}
+
+static PyMethodDef ns_lookup_def = {
+    "ns", (PyCFunction)(void (*)(void))ns_lookup, METH_FASTCALL,
+    "The array namespace of the first non-scalar argument (gradx._backend.ns, compiled).",
+};
+
+static PyObject *
+namespace_lookup(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2 || !PyDict_CheckExact(a[0]) || !PyCallable_Check(a[1])) {
+        PyErr_SetString(PyExc_TypeError, "namespace_lookup(table: dict, fallback: callable)");
+        return NULL;
+    }
+    PyObject *bound = PyTuple_Pack(2, a[0], a[1]);
+    if (bound == NULL) return NULL;
+    PyObject *fn = PyCFunction_New(&ns_lookup_def, bound);
+    Py_DECREF(bound);
+    return fn;
+}
+
+/* -- a backend's owned() ---------------------------------------------------------------- */
+
+/* owned(x) bound to (array_type, copy): x when it is exactly an array_type whose .base is
+ * None (it owns its memory), else copy(x). A backend whose arrays say so that way (NumPy)
+ * uses it for Backend.owned, which runs for every leaf gradient of every backward. */
+static PyObject *
+owned_call(PyObject *bound, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 1) {
+        PyErr_SetString(PyExc_TypeError, "owned(x) takes one array");
+        return NULL;
+    }
+    PyObject *x = a[0];
+    if (Py_TYPE(x) == (PyTypeObject *)PyTuple_GET_ITEM(bound, 0)) {
+        PyObject *base = PyObject_GetAttr(x, s_base);
+        if (base == NULL) return NULL;
+        Py_DECREF(base);
+        if (base == Py_None) {
+            Py_INCREF(x);
+            return x;
+        }
+    }
+    return PyObject_Vectorcall(PyTuple_GET_ITEM(bound, 1), a, 1, NULL);
+}
+
+static PyMethodDef owned_def = {
+    "owned", (PyCFunction)(void (*)(void))owned_call, METH_FASTCALL,
+    "x if it owns its memory, else a copy (Backend.owned, compiled).",
+};
+
+static PyObject *
+owned_or_copy(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2 || !PyType_Check(a[0]) || !PyCallable_Check(a[1])) {
+        PyErr_SetString(PyExc_TypeError, "owned_or_copy(array_type: type, copy: callable)");
+        return NULL;
+    }
+    PyObject *bound = PyTuple_Pack(2, a[0], a[1]);
+    if (bound == NULL) return NULL;
+    PyObject *fn = PyCFunction_New(&owned_def, bound);
+    Py_DECREF(bound);
+    return fn;
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_O, "Hand over the classes, flags and Python helpers."},
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
@@ -1338,6 +1482,10 @@ static PyMethodDef methods[] = {
     {"toposort", (PyCFunction)(void (*)(void))toposort, METH_FASTCALL,
      "_tape.toposort, compiled; also collects the leaves reached."},
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "_tape._walk, compiled."},
+    {"owned_or_copy", (PyCFunction)(void (*)(void))owned_or_copy, METH_FASTCALL,
+     "Backend.owned compiled for arrays that own their memory when .base is None."},
+    {"namespace_lookup", (PyCFunction)(void (*)(void))namespace_lookup, METH_FASTCALL,
+     "gradx._backend.ns compiled over its cache table, with the Python function as fallback."},
     {"accumulate_leaves", (PyCFunction)(void (*)(void))accumulate_leaves, METH_FASTCALL,
      "_tape._accumulate_leaves, compiled for array gradients."},
     {NULL, NULL, 0, NULL},
@@ -1359,8 +1507,13 @@ PyInit__speedups(void)
     s_writable = PyUnicode_InternFromString("writable");
     s_owned = PyUnicode_InternFromString("owned");
     s_copy = PyUnicode_InternFromString("copy");
+    s_base = PyUnicode_InternFromString("base");
     s_sort = PyUnicode_InternFromString("sort");
     sort_kwnames = Py_BuildValue("(ss)", "key", "reverse");
+    axis_kwnames = Py_BuildValue("(s)", "axis");
+    argnums_first = Py_BuildValue("(i)", 0);
+    argnums_second = Py_BuildValue("(i)", 1);
+    argnums_both = Py_BuildValue("(ii)", 0, 1);
     small_ints[0] = PyLong_FromLong(0);
     small_ints[1] = PyLong_FromLong(1);
     small_ints[2] = PyLong_FromLong(-1);
@@ -1369,7 +1522,9 @@ PyInit__speedups(void)
     /* an object held by one C local: one reference */
     one_holder = 1;
     if (!s_dtype || !s_shape || !s_float_dtypes || !s_is_float || !s_writable || !s_owned
-        || !s_copy || !s_sort || !sort_kwnames || !small_ints[0] || !small_ints[1] || !small_ints[2])
+        || !s_copy || !s_base || !s_sort || !sort_kwnames || !axis_kwnames || !small_ints[0]
+        || !small_ints[1] || !small_ints[2] || !argnums_first || !argnums_second
+        || !argnums_both)
         return NULL;
     return PyModule_Create(&module);
 }

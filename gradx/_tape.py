@@ -2,8 +2,8 @@
 
 A node is one recorded primitive application. It holds the primitive, the raw arguments
 its rules read, the raw output if a rule reads it, and its parents: for each input that
-needs a gradient, ``(argnum, parent)`` where the parent is the producing Node or, for a
-leaf, the leaf Tensor itself. The output Tensor holds its node; the node never holds its
+needs a gradient, its position in ``argnums`` and in ``parents`` the producing Node or, for
+a leaf, the leaf Tensor itself. The output Tensor holds its node; the node never holds its
 output, so graphs have no reference cycles.
 """
 
@@ -67,21 +67,24 @@ class Meta:
 
 
 class Node:
-    __slots__ = ("prim", "args", "kwargs", "ans", "parents", "shape", "dtype", "versions",
-                 "site", "backend", "seq", "__weakref__")
+    # argnums and parents are parallel tuples: argnums of the common calls are shared
+    # constants, so recording allocates one tuple per node, not one pair per input
+    __slots__ = ("prim", "args", "kwargs", "ans", "argnums", "parents", "shape", "dtype",
+                 "versions", "site", "backend", "seq", "__weakref__")
 
     def __repr__(self) -> str:
         return f"<Node {self.prim.name} {self.shape} {self.dtype}>"
 
 
-def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, parents: tuple,
-             shape: tuple, dtype: Any, versions: tuple, backend: Any) -> Node:
+def new_node(prim: Any, args: tuple | None, kwargs: dict, ans: Any, argnums: tuple,
+             parents: tuple, shape: tuple, dtype: Any, versions: tuple, backend: Any) -> Node:
     """A recorded application of ``prim`` (a plain function: cheaper than a constructor)."""
     node = Node()
     node.prim = prim
     node.args = args
     node.kwargs = kwargs
     node.ans = ans
+    node.argnums = argnums
     node.parents = parents
     node.shape = shape
     node.dtype = dtype
@@ -192,7 +195,7 @@ def _toposort(roots: list[Node], leaves: set | None) -> list[Node]:
     add = seen.add
     while stack:
         node = stack.pop()
-        for _, p in node.parents:
+        for p in node.parents:
             if type(p) is Node:
                 if p not in seen:
                     add(p)
@@ -212,7 +215,7 @@ def _reaching(order: list[Node], targets: set) -> set:
         if node in targets:
             reach.add(node)
             continue
-        for _, p in node.parents:
+        for p in node.parents:
             if p in reach or p in targets:
                 reach.add(node)
                 break
@@ -300,7 +303,7 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
         if create_graph:
             args, ans = _wrap_saved(node, Tensor)
         vjps = prim.vjps
-        for argnum, parent in node.parents:
+        for argnum, parent in zip(node.argnums, node.parents, strict=True):
             if keep is not None and parent not in keep:
                 continue
             rule = vjps.get(argnum)
@@ -422,7 +425,7 @@ def _wrap_saved(node: Node, tensor_cls: Any) -> tuple[tuple, Any]:
     backend = node.backend
     make = tensor_cls._make
     parents = node.parents
-    for argnum, parent in parents:
+    for argnum, parent in zip(node.argnums, parents, strict=True):
         a = args[argnum]
         if isinstance(a, Meta) or not hasattr(a, "dtype"):  # nothing saved: Meta or None
             continue

@@ -47,11 +47,14 @@ def test_extension_is_built_where_a_compiler_is():
 
 
 def test_pure_python_variable_selects_the_python_path():
-    code = "import gradx; print(gradx._hot.compiled_enabled())"
+    code = ("import gradx; from gradx import _backend; "
+            "from gradx.backends import numpy_backend as nb; "
+            "print(gradx._hot.compiled_enabled(), _backend.ns is _backend._ns, "
+            "nb.NumpyBackend.owned is nb._owned)")
     env = dict(os.environ, GRADX_PURE_PYTHON="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
-    assert out == "False"
+    assert out == "False True True"
 
 
 def _run(row, compiled: bool, order: int) -> list[np.ndarray]:
@@ -287,3 +290,96 @@ def test_compiled_graph_helpers_match_their_python_references(compiled):
         gx.Tensor._make(a, x._backend)
     with pytest.raises(TypeError, match="not a Node"):
         _speedups.toposort([x], None)
+
+
+def test_compiled_namespace_lookup_matches_its_python_reference(compiled):
+    from gradx import _backend
+
+    if _hot.pure_python_requested():
+        pytest.skip("GRADX_PURE_PYTHON=1: ns is the Python function")
+    assert _backend.ns is not _backend._ns
+    arr = np.ones(3, np.float32)
+    cases = [(arr,), (arr, 2.0), (2.0, arr), (None, arr), (True, 1, arr), (1.5,), (None,),
+             (np.float64(2.0),)]
+    try:
+        import array_api_strict as xps
+
+        cases.append((2, xps.asarray([1.0, 2.0])))
+    except ImportError:  # an optional test dependency
+        pass
+    for args in cases:
+        assert _backend.ns(*args) is _backend._ns(*args), args
+    for call in (_backend.ns, _backend._ns):  # the fallback names the problem either way
+        with pytest.raises(TypeError):
+            call()
+        with pytest.raises(gx.BackendMismatchError, match="not an array of any gradx backend"):
+            call(object())
+
+
+def test_compiled_owned_matches_the_python_test_of_numpy_memory(compiled):
+    """NumpyBackend.owned keeps an array that owns its memory and copies any other: a view
+    (of a saved value, of a broadcast) must not become a leaf's .grad."""
+    from gradx.backends import numpy_backend
+
+    if _hot.pure_python_requested():
+        pytest.skip("GRADX_PURE_PYTHON=1: owned is the Python function")
+    compiled_owned = numpy_backend.NumpyBackend().owned
+    assert compiled_owned is not numpy_backend._owned
+
+    class Marked(np.ndarray):
+        pass
+
+    fresh = np.arange(6.0)
+    assert compiled_owned(fresh) is numpy_backend._owned(fresh) is fresh
+    for v in (fresh[1:], fresh.reshape(2, 3), np.broadcast_to(fresh[:1], (4,)),
+              fresh.view(Marked)):
+        for owned in (compiled_owned, numpy_backend._owned):
+            got = owned(v)
+            assert got is not v and type(got) is np.ndarray and got.base is None, type(v)
+            assert got.flags.writeable and not np.shares_memory(got, fresh)
+            np.testing.assert_array_equal(got, v)
+    with pytest.raises(TypeError, match="one array"):
+        compiled_owned()
+
+
+@pytest.mark.parametrize("param_shape", [(3,), (1, 3), (2, 1), ()])
+@pytest.mark.parametrize("param_dtype", [np.float64, np.float32])
+def test_unbroadcast_gradients_agree_on_both_paths_on_every_backward(param_shape,
+                                                                     param_dtype):
+    """Summing a broadcast input's gradient back: the first backward computes and caches
+    the plan in Python, later ones take it from the cache in C. Both, on both paths, with
+    a reshape (size-1 axes kept) and a dtype cast after the sum."""
+    if not _hot.compiled_available():
+        pytest.skip("gradx._speedups was not built (no C compiler)")
+    from gradx import _shapes
+
+    rng = np.random.default_rng(5)
+    x_h = rng.standard_normal((2, 3))
+    p_h = rng.standard_normal(param_shape).astype(param_dtype)
+
+    def grads(compiled: bool) -> list[np.ndarray]:
+        found = []
+        with _hot.using_compiled(compiled):
+            for _ in range(3):
+                x = gx.tensor(x_h, requires_grad=True)
+                p = gx.tensor(p_h, requires_grad=True)
+                gx.sum(gx.tanh(x * p + p) * x).backward()
+                assert p.grad.shape == param_shape and p.grad.dtype == param_dtype
+                found += [x.grad.numpy(), p.grad.numpy()]
+        return found
+
+    _shapes._SUM_PLANS.clear()
+    compiled_first = grads(True)
+    _shapes._SUM_PLANS.clear()
+    python_first = grads(False)
+    assert ((2, 3), param_shape) in _shapes._SUM_PLANS or param_shape == (2, 3)
+    _same(compiled_first, python_first, f"{param_shape} {param_dtype.__name__}")
+    _same(compiled_first, grads(True), "compiled, plans cached")
+
+
+def test_a_non_broadcasting_rule_with_a_wrong_shape_is_named_on_both_paths(hot_path):
+    bad = gx.primitive()(lambda x: x * 2.0)
+    gx.defvjp(bad, lambda g, ans, x: g.sum(axis=0))
+    x = gx.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(gx.ShapeError, match="non-broadcasting op must return the input's shape"):
+        gx.sum(bad(x)).backward()
