@@ -1,5 +1,6 @@
-"""Which implementation of the hot path runs: dispatch, the backward walk, leaf accumulation,
-the topological sort, Tensor construction and the wrapping of saved values.
+"""Which implementation of the hot path runs: dispatch, Tensor's arithmetic operators, the
+backward walk, leaf accumulation, the topological sort, Tensor construction and the wrapping
+of saved values.
 
 ``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive`` and ``_tape``
 are the reference and the fallback when the extension was not built (no C compiler at install
@@ -23,6 +24,19 @@ _PYTHON = (_primitive._apply, _primitive.Primitive.__call__, _tape._walk,
            _tape._wrap_saved)
 _COMPILED: tuple | None = None
 
+# Tensor's arithmetic operators: (primitive in gradx._tensor, reflected, unary) by method
+_OPERATORS = {
+    "__add__": ("add", False, False), "__radd__": ("add", True, False),
+    "__sub__": ("subtract", False, False), "__rsub__": ("subtract", True, False),
+    "__mul__": ("multiply", False, False), "__rmul__": ("multiply", True, False),
+    "__truediv__": ("divide", False, False), "__rtruediv__": ("divide", True, False),
+    "__pow__": ("pow", False, False), "__rpow__": ("pow", True, False),
+    "__matmul__": ("matmul", False, False), "__rmatmul__": ("matmul", True, False),
+    "__neg__": ("negative", False, True),
+}
+_PYTHON_OPERATORS = {name: _tensor.Tensor.__dict__[name] for name in _OPERATORS}
+_COMPILED_OPERATORS: dict = {}
+
 
 def compiled_available() -> bool:
     return _COMPILED is not None
@@ -45,6 +59,8 @@ def use_compiled(on: bool) -> None:
     _tape._toposort_impl = toposort
     _tensor.Tensor._make = make
     _tape._wrap_saved_impl = wrap_saved
+    for name, method in (_COMPILED_OPERATORS if on else _PYTHON_OPERATORS).items():
+        setattr(_tensor.Tensor, name, method)
 
 
 @contextlib.contextmanager
@@ -80,6 +96,9 @@ def _configure() -> tuple:
         "creation_number": _tape._creation_number, "Meta": _tape.Meta,
         "sum_plans": _shapes._SUM_PLANS, "sum": reductions.sum, "reshape": shape.reshape,
     })
+    for name, (prim, reflected, unary) in _OPERATORS.items():
+        _COMPILED_OPERATORS[name] = _speedups.tensor_operator(name, getattr(_tensor, prim),
+                                                              reflected, unary)
     return (_speedups.apply, _speedups.primitive_call_method(), _speedups.walk,
             _speedups.accumulate_leaves, _speedups.toposort, _speedups.tensor_make_method(),
             _speedups.wrap_saved)

@@ -1387,6 +1387,118 @@ fail:
     return NULL;
 }
 
+/* -- Tensor operators ------------------------------------------------------------------ */
+
+/* Tensor.__mul__ and the other arithmetic operators: apply(prim, (self, other), {}), or
+ * (other, self) for a reflected one, with no Python frame. A method descriptor, so
+ * ``a * b`` calls it with (a, b) unbound, and ``a.__mul__`` binds it like a function. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *prim, *name;
+    int reflected, unary;
+    vectorcallfunc vectorcall;
+} TensorOp;
+
+static PyObject *
+tensor_op_call(PyObject *self, PyObject *const *a, size_t nargsf, PyObject *kwnames)
+{
+    TensorOp *op = (TensorOp *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n != (op->unary ? 1 : 2) || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_Format(PyExc_TypeError, "Tensor.%U takes %s", op->name,
+                     op->unary ? "no argument" : "one argument");
+        return NULL;
+    }
+    PyObject *args = op->unary ? PyTuple_Pack(1, a[0])
+        : op->reflected ? PyTuple_Pack(2, a[1], a[0]) : PyTuple_Pack(2, a[0], a[1]);
+    if (args == NULL) return NULL;
+    PyObject *fa[3] = {op->prim, args, empty_kwargs};
+    PyObject *r = apply(NULL, fa, 3);
+    Py_DECREF(args);
+    return r;
+}
+
+static PyObject *
+tensor_op_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static void
+tensor_op_dealloc(PyObject *self)
+{
+    TensorOp *op = (TensorOp *)self;
+    Py_XDECREF(op->prim);
+    Py_XDECREF(op->name);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *
+tensor_op_repr(PyObject *self)
+{
+    TensorOp *op = (TensorOp *)self;
+    return PyUnicode_FromFormat("<gradx operator Tensor.%U>", op->name);
+}
+
+static PyObject *
+tensor_op_signature(PyObject *self, void *unused)
+{
+    return PyUnicode_FromString(((TensorOp *)self)->unary ? "($self, /)" : "($self, other, /)");
+}
+
+static PyGetSetDef tensor_op_getset[] = {
+    {"__text_signature__", tensor_op_signature, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef tensor_op_members[] = {
+    {"__name__", T_OBJECT, offsetof(TensorOp, name), READONLY, NULL},
+    {"primitive", T_OBJECT, offsetof(TensorOp, prim), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject TensorOp_T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gradx._speedups.TensorOperator",
+    .tp_basicsize = sizeof(TensorOp),
+    .tp_dealloc = tensor_op_dealloc,
+    .tp_vectorcall_offset = offsetof(TensorOp, vectorcall),
+    .tp_repr = tensor_op_repr,
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "A Tensor arithmetic operator: its primitive applied with no Python frame.",
+    .tp_members = tensor_op_members,
+    .tp_getset = tensor_op_getset,
+    .tp_descr_get = tensor_op_get,
+};
+
+/* tensor_operator(name, prim, reflected, unary) */
+static PyObject *
+tensor_operator(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 4 || !PyUnicode_Check(a[0]) || !is_primitive(a[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "tensor_operator(name: str, prim: Primitive, reflected, unary)");
+        return NULL;
+    }
+    int reflected = PyObject_IsTrue(a[2]), unary = PyObject_IsTrue(a[3]);
+    if (reflected < 0 || unary < 0) return NULL;
+    TensorOp *op = PyObject_New(TensorOp, &TensorOp_T);
+    if (op == NULL) return NULL;
+    Py_INCREF(a[0]);
+    op->name = a[0];
+    Py_INCREF(a[1]);
+    op->prim = a[1];
+    op->reflected = reflected;
+    op->unary = unary;
+    op->vectorcall = tensor_op_call;
+    return (PyObject *)op;
+}
+
 /* -- namespace lookup -------------------------------------------------------------------- */
 
 /* ns(x, *more) of gradx._backend, bound to (table, fallback): the namespace cached for
@@ -1484,6 +1596,8 @@ static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "_tape._walk, compiled."},
     {"owned_or_copy", (PyCFunction)(void (*)(void))owned_or_copy, METH_FASTCALL,
      "Backend.owned compiled for arrays that own their memory when .base is None."},
+    {"tensor_operator", (PyCFunction)(void (*)(void))tensor_operator, METH_FASTCALL,
+     "Tensor.__add__ and the like, compiled: (name, primitive, reflected, unary)."},
     {"namespace_lookup", (PyCFunction)(void (*)(void))namespace_lookup, METH_FASTCALL,
      "gradx._backend.ns compiled over its cache table, with the Python function as fallback."},
     {"accumulate_leaves", (PyCFunction)(void (*)(void))accumulate_leaves, METH_FASTCALL,
@@ -1526,5 +1640,6 @@ PyInit__speedups(void)
         || !small_ints[1] || !small_ints[2] || !argnums_first || !argnums_second
         || !argnums_both)
         return NULL;
+    if (PyType_Ready(&TensorOp_T) < 0) return NULL;
     return PyModule_Create(&module);
 }

@@ -383,3 +383,66 @@ def test_a_non_broadcasting_rule_with_a_wrong_shape_is_named_on_both_paths(hot_p
     x = gx.tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(gx.ShapeError, match="non-broadcasting op must return the input's shape"):
         gx.sum(bad(x)).backward()
+
+
+def test_compiled_operators_match_the_python_methods():
+    """Tensor's arithmetic operators, compiled, against the Python methods they replace:
+    values, gradients and recorded nodes, with Tensors and scalars on either side, bound
+    and unbound access, and the errors of a bad operand or call."""
+    if not _hot.compiled_available():
+        pytest.skip("gradx._speedups was not built (no C compiler)")
+    import inspect
+
+    rng = np.random.default_rng(11)
+    a_h, b_h = rng.uniform(0.5, 2.0, (2, 3)), rng.uniform(0.5, 2.0, (3,))
+    sq_h = rng.uniform(0.5, 2.0, (3, 3))
+
+    def run(compiled: bool) -> list:
+        found = []
+        with _hot.using_compiled(compiled):
+            for name, (_, _, unary) in _hot._OPERATORS.items():
+                method = getattr(gx.Tensor, name)
+                left = sq_h if "matmul" in name else a_h
+                right = sq_h if "matmul" in name else b_h
+                others = [None] if unary else [gx.tensor(right)] if "matmul" in name \
+                    else [gx.tensor(right), 1.5]
+                for other in others:
+                    x = gx.tensor(left, requires_grad=True)
+                    y = method(x) if unary else method(x, other)
+                    bound = getattr(x, name)
+                    assert inspect.ismethod(bound) and bound.__self__ is x
+                    z = bound() if unary else bound(other)
+                    np.testing.assert_array_equal(y.numpy(), z.numpy())
+                    gx.sum(y * y).backward()
+                    found += [y.numpy(), x.grad.numpy(), y._node.prim.name,
+                              tuple(y._node.argnums), name]
+        return found
+
+    with gx.use_backend("numpy"):
+        compiled, python = run(True), run(False)
+    assert len(compiled) == len(python)
+    for c, p in zip(compiled, python, strict=True):
+        if isinstance(c, np.ndarray):
+            assert c.dtype == p.dtype and c.shape == p.shape
+            np.testing.assert_array_equal(c, p)
+        else:
+            assert c == p
+    if _hot.pure_python_requested():
+        return
+    assert gx.Tensor.__mul__ is _hot._COMPILED_OPERATORS["__mul__"]
+    op = gx.Tensor.__rsub__
+    assert op.__name__ == "__rsub__" and op.primitive is gx.subtract
+    assert str(inspect.signature(op)) == "(self, other, /)"
+    assert str(inspect.signature(gx.Tensor.__neg__)) == "(self, /)"
+    x = gx.tensor(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="takes one argument"):
+        op(x)
+    with pytest.raises(TypeError, match="takes no argument"):
+        gx.Tensor.__neg__(x, x)
+    for compiled in (True, False):  # a bad operand: the same named error on both paths
+        with _hot.using_compiled(compiled), pytest.raises(ValueError, match="matmul") as err:
+            x @ gx.tensor(np.ones((2, 3)))
+        if compiled:
+            first = str(err.value)
+        else:
+            assert str(err.value) == first
