@@ -2,10 +2,11 @@
 backward walk, leaf accumulation, the topological sort, Tensor construction and the wrapping
 of saved values.
 
-``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive`` and ``_tape``
-are the reference and the fallback when the extension was not built (no C compiler at install
-time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give identical results; the test suite
-runs the two side by side.
+``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive``, ``_tape`` and
+``_tensor`` are the reference and the fallback when the extension was not built (no C
+compiler at install time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give identical
+results; the test suite runs the two side by side. (The namespace lookup and NumPy's
+``owned``, pure functions of their arguments, are chosen once at import: ``gradx._native``.)
 """
 
 from __future__ import annotations
