@@ -1503,6 +1503,17 @@ tensor_operator(PyObject *self, PyObject *const *a, Py_ssize_t n)
 
 /* -- namespace lookup -------------------------------------------------------------------- */
 
+/* a builtin function for def whose self is the tuple (first, second) */
+static PyObject *
+bind_pair(PyMethodDef *def, PyObject *first, PyObject *second)
+{
+    PyObject *bound = PyTuple_Pack(2, first, second);
+    if (bound == NULL) return NULL;
+    PyObject *fn = PyCFunction_New(def, bound);
+    Py_DECREF(bound);
+    return fn;
+}
+
 /* ns(x, *more) of gradx._backend, bound to (table, fallback): the namespace cached for
  * type(x) in table, or whatever fallback(x, *more) says (first sight of a type, scalars) */
 static PyObject *
@@ -1532,11 +1543,7 @@ namespace_lookup(PyObject *self, PyObject *const *a, Py_ssize_t n)
         PyErr_SetString(PyExc_TypeError, "namespace_lookup(table: dict, fallback: callable)");
         return NULL;
     }
-    PyObject *bound = PyTuple_Pack(2, a[0], a[1]);
-    if (bound == NULL) return NULL;
-    PyObject *fn = PyCFunction_New(&ns_lookup_def, bound);
-    Py_DECREF(bound);
-    return fn;
+    return bind_pair(&ns_lookup_def, a[0], a[1]);
 }
 
 /* -- a backend's owned() ---------------------------------------------------------------- */
@@ -1576,11 +1583,7 @@ owned_or_copy(PyObject *self, PyObject *const *a, Py_ssize_t n)
         PyErr_SetString(PyExc_TypeError, "owned_or_copy(array_type: type, copy: callable)");
         return NULL;
     }
-    PyObject *bound = PyTuple_Pack(2, a[0], a[1]);
-    if (bound == NULL) return NULL;
-    PyObject *fn = PyCFunction_New(&owned_def, bound);
-    Py_DECREF(bound);
-    return fn;
+    return bind_pair(&owned_def, a[0], a[1]);
 }
 
 static PyMethodDef methods[] = {
