@@ -215,7 +215,7 @@ def _ns(x: Any, *more: Any) -> Any:
 
 # Every op body calls ns once or more: compiled, a hit is one dict probe with no Python
 # frame, and a miss (a first type, a Python scalar) runs _ns.
-ns = _ns if _native.extension() is None else _native.extension().namespace_lookup(_NS_BY_TYPE, _ns)
+ns = _ns if (_ext := _native.extension()) is None else _ext.namespace_lookup(_NS_BY_TYPE, _ns)
 
 
 def check_same(op: str, a: Backend, b: Backend) -> None:

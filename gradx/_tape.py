@@ -2,9 +2,9 @@
 
 A node is one recorded primitive application. It holds the primitive, the raw arguments
 its rules read, the raw output if a rule reads it, and its parents: for each input that
-needs a gradient, its position in ``argnums`` and in ``parents`` the producing Node or, for
-a leaf, the leaf Tensor itself. The output Tensor holds its node; the node never holds its
-output, so graphs have no reference cycles.
+needs a gradient, its position in ``argnums`` and, at the same index of ``parents``, the
+producing Node or, for a leaf, the leaf Tensor itself. The output Tensor holds its node;
+the node never holds its output, so graphs have no reference cycles.
 """
 
 from __future__ import annotations
