@@ -23,6 +23,9 @@ from typing import Any
 from ._shapes import sum_to
 from .errors import AnomalyError, GraphError, NotDifferentiableError, OpError, ShapeError
 
+# The Tensor class, bound by gradx._tensor once it is defined: that module imports this one,
+# and an import inside each function would cost a microsecond and a half per call.
+Tensor: Any = None
 _grad_enabled: ContextVar[bool] = ContextVar("gradx_grad_enabled", default=True)
 # One process-wide counter numbers both nodes (in creation order: parents before children)
 # and in-place changes. A tensor's version counter holds the number of its last in-place
@@ -239,8 +242,6 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
     Without ``inputs``, leaf gradients are accumulated into ``.grad``; with ``inputs``
     (Tensors), their gradients are returned instead and ``.grad`` is left untouched.
     """
-    from ._tensor import Tensor
-
     grads: dict[Any, Any] = {}
     root_nodes = []
     for root, seed in zip(roots, seeds, strict=True):
@@ -282,8 +283,6 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
     into it at once, so the array is freed while the walk goes on (one fresh gradient
     alive at a time instead of all of them until the end; if a rule raises later, the
     leaves reached so far keep what they got, as in PyTorch)."""
-    from ._tensor import Tensor
-
     anomaly = _anomaly.get()
     heap = [(-n.seq, n) for n in dict.fromkeys(roots)]
     heapify(heap)
@@ -405,8 +404,6 @@ def _fit(gi: Any, parent: Any, prim: Any, argnum: int) -> Any:
 
 
 def _check_finite(gi: Any, node: Node, argnum: int) -> None:
-    from ._tensor import Tensor
-
     raw = gi.data if isinstance(gi, Tensor) else gi
     site = getattr(node, "site", None) or "<unknown: enable detect_anomaly before the forward pass>"
     xp = node.backend.xp
@@ -450,8 +447,6 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
     A first gradient is kept without a copy when nothing else holds the array (a fresh rule
     result), else copied, so no two leaves, saved values or user arrays ever share a
     ``.grad`` buffer. A later one is added into the existing ``.grad`` in place."""
-    from ._tensor import Tensor
-
     for leaf in [k for k in grads if type(k) is not Node]:
         g = grads.pop(leaf)
         if isinstance(g, Tensor):  # recorded (create_graph), or a seed given as a Tensor

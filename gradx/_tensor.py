@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _tape
 from ._backend import backend_of, resolve
 from ._tape import _grad_enabled, bump
+from ._tape import backward as _tape_backward
 from .errors import DTypeError, GraphError
 
 
@@ -107,8 +109,6 @@ class Tensor:
     def backward(self, grad: Any = None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        from ._tape import backward
-
         if not self.requires_grad:
             raise GraphError(
                 f"backward() on a tensor of shape {self.shape} that does not require grad: "
@@ -135,8 +135,8 @@ class Tensor:
 
             raise ShapeError(f"backward(): grad has shape {tuple(grad.shape)}, "
                              f"the tensor has shape {self.shape}")
-        backward([self], [grad], retain_graph=retain_graph or create_graph,
-                 create_graph=create_graph)
+        _tape_backward([self], [grad], retain_graph=retain_graph or create_graph,
+                       create_graph=create_graph)
 
     def zero_grad_(self, set_to_none: bool = True) -> None:
         """Drop ``.grad`` (the default: the next backward stores a fresh one), or fill it with
@@ -367,6 +367,7 @@ class Tensor:
 
 _new = object.__new__
 _NO_KWARGS: dict = {}
+_tape.Tensor = Tensor  # the tape cannot import this module at load time (it is imported by it)
 
 
 def _needs_record(t: Tensor, other: Any) -> bool:

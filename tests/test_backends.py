@@ -121,6 +121,48 @@ def test_numpy_item_dlpack_and_namespace(backend):
     assert np.from_dlpack(x).tolist() == [[1.0, 2.0]]
 
 
+def _numpy_xp():
+    from gradx._backend import resolve
+
+    return resolve("numpy").xp
+
+
+_SHORTCUT_ARRAYS = [np.arange(6.0).reshape(2, 3), np.float32(2.5) * np.ones((4,), np.float32),
+                   np.arange(6).reshape(3, 2)[::2], np.array(3.0), np.zeros((0, 2))]
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "max", "min"])
+@pytest.mark.parametrize("case", range(len(_SHORTCUT_ARRAYS)))
+def test_numpy_namespace_reductions_match_numpy(name, case):
+    """The NumPy backend calls ufunc.reduce directly; results must be NumPy's own."""
+    xp, x = _numpy_xp(), _SHORTCUT_ARRAYS[case]
+    assert getattr(xp, name) is not getattr(np, name)  # the shortcut is what this checks
+    for axis, keepdims in [(None, False), (None, True), (0, False), (-1, True)]:
+        if x.ndim == 0 and axis is not None:
+            continue
+        kw = {"axis": axis, "keepdims": keepdims}
+        if x.size == 0 and name in ("max", "min") and axis in (None, 0):  # empty reduced axis
+            with pytest.raises(ValueError):
+                getattr(xp, name)(x, **kw)
+            continue
+        want = getattr(np, name)(x, **kw)
+        got = getattr(xp, name)(x, **kw)
+        assert type(got) is type(want) and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("args", "kwargs"), [
+    (((),), {}), (((2, 3),), {"dtype": np.float32}), ((3, bool), {}),
+    (((2, 2), np.int64, "F"), {}), (((2,),), {"device": "cpu"}), ((0,), {"dtype": complex}),
+])
+def test_numpy_namespace_ones_matches_numpy(args, kwargs):
+    assert _numpy_xp().ones is not np.ones  # the shortcut is what this checks
+    got, want = _numpy_xp().ones(*args, **kwargs), np.ones(*args, **kwargs)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.flags.f_contiguous == want.flags.f_contiguous
+    np.testing.assert_array_equal(got, want)
+
+
 def test_entry_point_backend_registration():
     calls = []
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._backend import backend_of, get_backend, resolve
 from .._primitive import composed
+from .._tensor import Tensor
 
 _default_dtype: ContextVar[str | None] = ContextVar("gradx_default_dtype", default=None)
 _global_dtype = ["float32"]
@@ -71,8 +72,6 @@ def asarray(data: Any, dtype: Any = None, *, requires_grad: bool = False,
 
 
 def _as_tensor(data: Any, dtype: Any, requires_grad: bool, backend: Any, copy: Any) -> Any:
-    from .._tensor import Tensor
-
     if isinstance(data, Tensor):
         src = data._backend
         target = src if backend is None else resolve(backend)
@@ -114,8 +113,6 @@ def _backend_of_or_none(x: Any) -> Any:
 
 def _make(fill: str, shape: Any, dtype: Any, backend: Any, requires_grad: bool,
           *extra: Any) -> Any:
-    from .._tensor import Tensor
-
     b = _target(backend)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     raw = getattr(b.xp, fill)(shape, *extra, dtype=_float_or(dtype, b))
@@ -143,8 +140,6 @@ def empty(shape: Any, dtype: Any = None, *, backend: Any = None,
 @composed
 def full(shape: Any, fill_value: Any, dtype: Any = None, *, backend: Any = None,
          requires_grad: bool = False) -> Any:
-    from .._tensor import Tensor
-
     b = _target(backend)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if dtype is None and isinstance(fill_value, bool):
@@ -158,8 +153,6 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, *, backend: Any = None,
 @composed
 def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None,
         backend: Any = None) -> Any:
-    from .._tensor import Tensor
-
     b = _target(backend)
     return Tensor._make(b.xp.eye(n_rows, n_cols, k=k, dtype=_float_or(dtype, b)), b, None,
                         False, [0])
@@ -169,8 +162,6 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
 def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
            backend: Any = None) -> Any:
     """Like the Array API's arange; integer arguments give int64, floats the default dtype."""
-    from .._tensor import Tensor
-
     b = _target(backend)
     values = [v for v in (start, stop, step) if v is not None]
     if dtype is None:
@@ -182,16 +173,12 @@ def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None,
 @composed
 def linspace(start: float, stop: float, /, num: int, *, dtype: Any = None,
              backend: Any = None, endpoint: bool = True) -> Any:
-    from .._tensor import Tensor
-
     b = _target(backend)
     raw = b.xp.linspace(start, stop, num, dtype=_float_or(dtype, b), endpoint=endpoint)
     return Tensor._make(raw, b, None, False, [0])
 
 
 def _like(fill: str, x: Any, dtype: Any, *extra: Any) -> Any:
-    from .._tensor import Tensor
-
     if isinstance(x, Tensor):
         b = x._backend
         raw = getattr(b.xp, fill)(x.data, *extra, dtype=None if dtype is None else b.dtype(dtype))
