@@ -9,15 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from . import _tape
-from ._tape import Node, _grad_enabled, backward, enable_grad, toposort
+from ._tape import Node, _grad_enabled, backward, enable_grad
 from ._tensor import Tensor
 from .errors import GraphError
 
 
 def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
-    roots = [o._node for o in outs if o._node is not None]
+    keys, roots = [], []  # each output's tangent is filed under its node, or itself
+    for o in outs:
+        if o._node is None:
+            keys.append(o)
+        else:
+            keys.append(o._node)
+            roots.append(o._node)
     tangents = dict(seeds)
-    for node in reversed(toposort(roots)):
+    for node in reversed(_tape._toposort_impl(roots, None)):
         if node in tangents:
             continue
         total = None
@@ -36,7 +42,7 @@ def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
             total = c if total is None else total + c
         if total is not None:
             tangents[node] = total
-    return [tangents.get(o._node if o._node is not None else o) for o in outs]
+    return list(map(tangents.get, keys))
 
 
 def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: Any) -> Any:
@@ -48,11 +54,12 @@ def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: An
         c = prim.jvp_argnum(argnum, tp, ans, *args, **node.kwargs)
     else:
         c = _transposed_vjp(node, argnum, parent, tp, args, ans)
-    if tuple(c.shape) != node.shape:
+    raw = c.data if isinstance(c, Tensor) else c  # its shape and dtype without a property call
+    if raw.shape != node.shape and tuple(raw.shape) != node.shape:
         from .ops.shape import broadcast_to
 
         c = broadcast_to(c, node.shape)
-    if c.dtype != node.dtype:
+    if raw.dtype != node.dtype:
         from .ops.elementwise import astype
 
         c = astype(c, dtype=node.dtype)

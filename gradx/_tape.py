@@ -230,7 +230,7 @@ def _pruning(roots: list[Node], targets: set) -> set | None:
     them: every leaf it reaches is a target and no target is an interior node."""
     leaves: set = set()
     order = _toposort_impl(roots, leaves)
-    if leaves <= targets and not any(type(t) is Node for t in targets):
+    if leaves <= targets and Node not in map(type, targets):
         return None
     return _reaching(order, targets) | targets
 
@@ -255,7 +255,10 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
             root_nodes.append(key)
     keep = targets = None
     if inputs is not None:
-        targets = {t._node if t._node is not None else t for t in inputs}
+        keys = []  # what each input's gradient is filed under: its node, or the leaf itself
+        for t in inputs:
+            keys.append(t._node if t._node is not None else t)
+        targets = set(keys)
         keep = _pruning(root_nodes, targets)
         if keep is None:
             targets = None  # nothing to prune and no interior node to stop at: a plain walk
@@ -266,7 +269,7 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
     finally:
         _grad_enabled.reset(token)
     if inputs is not None:
-        return [grads.get(t._node if t._node is not None else t) for t in inputs]
+        return list(map(grads.get, keys))
     _leaves_impl(grads, create_graph)
     return None
 

@@ -47,8 +47,8 @@ class _Input:
     __slots__ = ("tensor", "raw", "tracked")
 
     def __init__(self, value: Any) -> None:
-        self.raw = not isinstance(value, Tensor)
-        if isinstance(value, Tensor):
+        self.raw = raw = not isinstance(value, Tensor)
+        if not raw:
             self.tracked = value.requires_grad and _grad_enabled.get() and (
                 value._node is not None or _inside.get())
             if self.tracked:
@@ -86,11 +86,28 @@ def _prepare(args: tuple, argnums: tuple[int, ...]) -> tuple[list, list[list[_In
             raise ShapeError(f"grad: argnums {argnums} refers to argument {n}, but only "
                              f"{len(args)} were passed")
         leaves, tdef = flatten(args[n])
-        ins = [_Input(v) for v in leaves]
-        args[n] = unflatten(tdef, [i.tensor for i in ins])
+        if tdef is None:  # a bare leaf, the common case
+            ins = [_Input(leaves[0])]
+            args[n] = ins[0].tensor
+        else:
+            ins = [_Input(v) for v in leaves]
+            args[n] = unflatten(tdef, [i.tensor for i in ins])
         inputs.append(ins)
         treedefs.append(tdef)
     return args, inputs, treedefs
+
+
+def _flat(inputs: list[list[_Input]]) -> tuple[list[_Input], bool, bool]:
+    """Every input leaf in order; whether an outer transform tracks any; whether all were
+    passed as raw arrays (one loop where three comprehensions each cost a frame)."""
+    flat: list[_Input] = []
+    for ins in inputs:
+        flat += ins
+    tracked, raw = False, True
+    for i in flat:
+        tracked = tracked or i.tracked
+        raw = raw and i.raw
+    return flat, tracked, raw
 
 
 def _as_tensor(out: Any, what: str) -> Tensor:
@@ -139,11 +156,10 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
         if out.size != 1:
             raise ShapeError(f"grad needs f to return a scalar, got shape {out.shape}; use "
                              "gx.vjp or gx.jacobian for non-scalar outputs")
-        flat = [i for ins in inputs for i in ins]
-        tracked = any(i.tracked for i in flat)
+        flat, tracked, raw = _flat(inputs)
         grads = _grads_of([out], [_ones_like(out)], flat, tracked)
         per_arg = _results(inputs, treedefs, grads, False)
-        value = _value_result(out, all(i.raw for i in flat), tracked)
+        value = _value_result(out, raw, tracked)
         g = per_arg[0] if single else per_arg
         return ((value, aux), g) if has_aux else (value, g)
 
@@ -152,11 +168,18 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
 
 def _grads_of(roots: list[Tensor], seeds: list[Any], inputs: list[_Input],
               create_graph: bool) -> list[Any]:
-    live = [(r, s) for r, s in zip(roots, seeds, strict=True) if r.requires_grad]
-    if not live:
+    live_roots, live_seeds = [], []
+    for r, s in zip(roots, seeds, strict=True):
+        if r.requires_grad:
+            live_roots.append(r)
+            live_seeds.append(s)
+    if not live_roots:
         return [None] * len(inputs)
-    return backward([r for r, _ in live], [s for _, s in live], retain_graph=create_graph,
-                    create_graph=create_graph, inputs=[i.tensor for i in inputs])
+    tensors = []
+    for i in inputs:
+        tensors.append(i.tensor)
+    return backward(live_roots, live_seeds, retain_graph=create_graph,
+                    create_graph=create_graph, inputs=tensors)
 
 
 def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
@@ -183,8 +206,7 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
     out, aux = result if has_aux else (result, None)
     out_leaves, out_def = flatten(out)
     outs = [_as_tensor(o, "vjp: an output of f") for o in out_leaves]
-    flat = [i for ins in inputs for i in ins]
-    tracked = any(i.tracked for i in flat)
+    flat, tracked, raw = _flat(inputs)
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
         cts, _ = flatten(cotangent)
@@ -204,7 +226,6 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
                          inputs=[i.tensor for i in flat]) if live else [None] * len(flat)
         return _results(inputs, treedefs, grads, seeded)
 
-    raw = all(i.raw for i in flat)
     value = unflatten(out_def, [_value_result(o, raw, tracked) for o in outs])
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
 
@@ -225,8 +246,10 @@ def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
     if len(primals) != len(tangents):
         raise ShapeError(f"{name}: {len(primals)} primals but {len(tangents)} tangents")
     args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
-    flat = [i for ins in inputs for i in ins]
-    tans = [t for tan in tangents for t in flatten(tan)[0]]
+    flat, tans = [], []
+    for ins, tan in zip(inputs, tangents, strict=True):
+        flat += ins
+        tans += flatten(tan)[0]
     if len(tans) != len(flat):
         raise ShapeError(f"{name}: tangents must have the same structure as primals")
     return args, inputs, treedefs, flat, tans
@@ -410,8 +433,13 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
 def _results(inputs: list[list[_Input]], treedefs: list, values: list, keep_graph: bool) -> tuple:
     """One result per differentiated argument, shaped as the caller passed it."""
     it = iter(values)
-    return tuple(unflatten(tdef, [i.result(next(it), keep_graph) for i in ins])
-                 for ins, tdef in zip(inputs, treedefs, strict=True))
+    out = []
+    for ins, tdef in zip(inputs, treedefs, strict=True):
+        if tdef is None:  # a bare leaf
+            out.append(ins[0].result(next(it), keep_graph))
+        else:
+            out.append(unflatten(tdef, [i.result(next(it), keep_graph) for i in ins]))
+    return tuple(out)
 
 
 def stop_gradient(x: Any) -> Any:
