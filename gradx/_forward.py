@@ -23,7 +23,14 @@ def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
             keys.append(o._node)
             roots.append(o._node)
     tangents = dict(seeds)
-    for node in reversed(_tape._toposort_impl(roots, None)):
+    _push_impl(_tape._toposort_impl(roots, None), tangents, create)
+    return list(map(tangents.get, keys))
+
+
+def _push(order: list[Node], tangents: dict, create: bool) -> None:
+    """File under each node of ``order`` (consumers first, as toposort gives them) the sum of
+    the tangents its parents contribute; ``tangents`` starts with the seeds."""
+    for node in reversed(order):
         if node in tangents:
             continue
         total = None
@@ -34,15 +41,23 @@ def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
                 continue
             if args is None:
                 if node.args is None:
-                    raise GraphError(f"jvp through '{node.prim.name}': its saved values were "
-                                     "freed by an earlier backward")
+                    _freed(node)
                 args, ans = (_tape._wrap_saved_impl(node, Tensor) if create
                              else (node.args, node.ans))
             c = _jvp_one(node, argnum, parent, tp, args, ans)
             total = c if total is None else total + c
         if total is not None:
             tangents[node] = total
-    return list(map(tangents.get, keys))
+
+
+# the tangent pass over the nodes: gradx._hot swaps in the compiled one, which calls the
+# helpers below for every case but a JVP rule's result of the node's shape and dtype
+_push_impl = _push
+
+
+def _freed(node: Node) -> None:
+    raise GraphError(f"jvp through '{node.prim.name}': its saved values were freed by an "
+                     "earlier backward")
 
 
 def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: Any) -> Any:
@@ -54,6 +69,11 @@ def _jvp_one(node: Node, argnum: int, parent: Any, tp: Any, args: tuple, ans: An
         c = prim.jvp_argnum(argnum, tp, ans, *args, **node.kwargs)
     else:
         c = _transposed_vjp(node, argnum, parent, tp, args, ans)
+    return _conform(c, node)
+
+
+def _conform(c: Any, node: Node) -> Any:
+    """A tangent contribution as the node's output tangent: its shape and its dtype."""
     raw = c.data if isinstance(c, Tensor) else c  # its shape and dtype without a property call
     if raw.shape != node.shape and tuple(raw.shape) != node.shape:
         from .ops.shape import broadcast_to

@@ -1,10 +1,10 @@
 """Which implementation of the hot path runs: dispatch, Tensor's arithmetic operators, the
-backward walk, leaf accumulation, the topological sort, Tensor construction and the wrapping
-of saved values.
+backward walk, leaf accumulation, the topological sort, Tensor construction, the wrapping
+of saved values and the tangent pass of forward mode.
 
-``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive``, ``_tape`` and
-``_tensor`` are the reference and the fallback when the extension was not built (no C
-compiler at install time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give identical
+``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive``, ``_tape``,
+``_tensor`` and ``_forward`` are the reference and the fallback when the extension was not
+built (no C compiler at install time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give identical
 results; the test suite runs the two side by side. (The namespace lookup and NumPy's
 ``owned``, pure functions of their arguments, are chosen once at import: ``gradx._native``.)
 """
@@ -14,15 +14,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from . import _primitive, _tape, _tensor
+from . import _forward, _primitive, _tape, _tensor
 from ._native import built as _speedups
 from ._native import pure_python_requested
 
 # (dispatch, Primitive.__call__, walk, leaf accumulation, toposort, Tensor._make, wrapping
-# saved values) of each path
+# saved values, tangent pass) of each path
 _PYTHON = (_primitive._apply, _primitive.Primitive.__call__, _tape._walk,
            _tape._accumulate_leaves, _tape._toposort, _tensor.Tensor.__dict__["_make"],
-           _tape._wrap_saved)
+           _tape._wrap_saved, _forward._push)
 _COMPILED: tuple | None = None
 
 # Tensor's arithmetic operators: (primitive in gradx._tensor, reflected, unary) by method
@@ -51,7 +51,7 @@ def use_compiled(on: bool) -> None:
     """Switch between the compiled hot path and the Python one (for tests and comparisons)."""
     if on and _COMPILED is None:
         raise RuntimeError("gradx._speedups was not built; reinstall gradx with a C compiler")
-    apply, call, walk, leaves, toposort, make, wrap_saved = _COMPILED if on else _PYTHON
+    apply, call, walk, leaves, toposort, make, wrap_saved, push = _COMPILED if on else _PYTHON
     _primitive._dispatch = apply
     _tensor._apply = apply
     _primitive.Primitive.__call__ = call
@@ -60,6 +60,7 @@ def use_compiled(on: bool) -> None:
     _tape._toposort_impl = toposort
     _tensor.Tensor._make = make
     _tape._wrap_saved_impl = wrap_saved
+    _forward._push_impl = push
     for name, method in (_COMPILED_OPERATORS if on else _PYTHON_OPERATORS).items():
         setattr(_tensor.Tensor, name, method)
 
@@ -96,13 +97,15 @@ def _configure() -> tuple:
         "make": _tensor.Tensor.__dict__["_make"].__func__,
         "creation_number": _tape._creation_number, "Meta": _tape.Meta,
         "sum_plans": _shapes._SUM_PLANS, "sum": reductions.sum, "reshape": shape.reshape,
+        "jvp_one": _forward._jvp_one, "conform": _forward._conform,
+        "jvp_freed": _forward._freed,
     })
     for name, (prim, reflected, unary) in _OPERATORS.items():
         _COMPILED_OPERATORS[name] = _speedups.tensor_operator(name, getattr(_tensor, prim),
                                                               reflected, unary)
     return (_speedups.apply, _speedups.primitive_call_method(), _speedups.walk,
             _speedups.accumulate_leaves, _speedups.toposort, _speedups.tensor_make_method(),
-            _speedups.wrap_saved)
+            _speedups.wrap_saved, _speedups.push)
 
 
 if _speedups is not None:

@@ -32,7 +32,7 @@ typedef struct {
     Py_ssize_t prim, args, kwargs, ans, argnums, parents, shape, dtype, versions, backend, seq;
 } NodeSlots;
 typedef struct {
-    Py_ssize_t fun, broadcasts, special, saves_args, saves_ans, vjps, vjp_argnum;
+    Py_ssize_t fun, broadcasts, special, saves_args, saves_ans, vjps, vjp_argnum, jvps;
 } PrimSlots;
 
 static PyTypeObject *Tensor_T, *Node_T, *Prim_T, *Meta_T;
@@ -47,6 +47,7 @@ static PyObject *identity_vjp, *py_check_versions, *py_fit, *py_check_finite, *p
 static PyObject *py_add_into, *py_rule_failed, *py_no_rule, *py_freed, *py_leaves;
 static PyObject *GraphError, *NotDifferentiableError;
 static PyObject *py_make, *creation_number;
+static PyObject *py_jvp_one, *py_conform, *py_jvp_freed; /* the tangent pass */
 static PyObject *sum_plans, *py_sum, *py_reshape, *axis_kwnames; /* unbroadcasting */
 static PyObject *s_dtype, *s_shape, *s_float_dtypes, *s_is_float, *s_writable, *s_owned;
 static PyObject *s_copy, *s_base, *small_ints[3]; /* 0, 1, -1 */
@@ -217,7 +218,8 @@ configure(PyObject *self, PyObject *ns)
         || slot_offset(Prim_T, "saves_args", &PS.saves_args)
         || slot_offset(Prim_T, "saves_ans", &PS.saves_ans)
         || slot_offset(Prim_T, "vjps", &PS.vjps)
-        || slot_offset(Prim_T, "vjp_argnum", &PS.vjp_argnum))
+        || slot_offset(Prim_T, "vjp_argnum", &PS.vjp_argnum)
+        || slot_offset(Prim_T, "jvps", &PS.jvps))
         return NULL;
     TAKE(grad_var, "grad_enabled");
     TAKE(anomaly_var, "anomaly");
@@ -254,6 +256,9 @@ configure(PyObject *self, PyObject *ns)
     TAKE(sum_plans, "sum_plans");
     TAKE(py_sum, "sum");
     TAKE(py_reshape, "reshape");
+    TAKE(py_jvp_one, "jvp_one");
+    TAKE(py_conform, "conform");
+    TAKE(py_jvp_freed, "jvp_freed");
     if (!PyDict_Check(sum_plans)) {
         PyErr_SetString(PyExc_TypeError, "configure: sum_plans must be a dict");
         return NULL;
@@ -1019,6 +1024,164 @@ vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans
     return raise_through(py_rule_failed, prim, argnum, g);
 }
 
+/* -- tangent pass ---------------------------------------------------------------------- */
+
+/* the contribution of parent's tangent tp to node's tangent: its JVP rule for argnum, and
+ * _forward._conform when the result's shape or dtype is not the node's; any other case
+ * (jvp_argnum, a transposed VJP) is _forward._jvp_one. New reference, or NULL. */
+static PyObject *
+jvp_one(PyObject *node, PyObject *argnum, PyObject *parent, PyObject *tp, PyObject *args,
+        PyObject *ans)
+{
+    PyObject *prim = SLOT(node, NS.prim), *rule = NULL;
+    if (prim != NULL && is_primitive(prim)) {
+        PyObject *jvps = SLOT(prim, PS.jvps);
+        if (jvps != NULL && PyDict_Check(jvps)) {
+            rule = PyDict_GetItemWithError(jvps, argnum);
+            if (rule == NULL && PyErr_Occurred()) return NULL;
+        }
+    }
+    if (rule == NULL)
+        return PyObject_CallFunctionObjArgs(py_jvp_one, node, argnum, parent, tp, args, ans,
+                                            NULL);
+    Py_INCREF(rule);
+    PyObject *c = call_rule(rule, NULL, tp, ans, args, SLOT(node, NS.kwargs));
+    Py_DECREF(rule);
+    if (c == NULL) return NULL;
+    PyObject *raw = is_tensor(c) ? SLOT(c, TS.data) : c;
+    PyObject *shape = raw == NULL ? NULL : PyObject_GetAttr(raw, s_shape);
+    PyObject *dtype = shape == NULL ? NULL : PyObject_GetAttr(raw, s_dtype);
+    PyObject *node_shape = SLOT(node, NS.shape), *node_dtype = SLOT(node, NS.dtype);
+    int off = -1;
+    if (dtype != NULL && node_shape != NULL && node_dtype != NULL) {
+        off = PyObject_RichCompareBool(shape, node_shape, Py_NE);
+        if (off == 0) off = PyObject_RichCompareBool(dtype, node_dtype, Py_NE);
+    }
+    Py_XDECREF(shape);
+    Py_XDECREF(dtype);
+    if (off == 0) return c;
+    PyErr_Clear(); /* _conform reads the same attributes and raises what is wrong */
+    Py_SETREF(c, PyObject_CallFunctionObjArgs(py_conform, c, node, NULL));
+    return c;
+}
+
+/* push(order, tangents, create): _forward._push, compiled. For each node of order from the
+ * last (toposort gives consumers first) not already in tangents, the sum of its parents'
+ * contributions is filed under it. */
+static PyObject *
+push(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (!require_configured()) return NULL;
+    if (n != 3 || !PyList_Check(a[0]) || !PyDict_Check(a[1])) {
+        PyErr_SetString(PyExc_TypeError, "push(order: list, tangents: dict, create)");
+        return NULL;
+    }
+    PyObject *order = a[0], *tangents = a[1];
+    int create = PyObject_IsTrue(a[2]);
+    if (create < 0) return NULL;
+    Py_INCREF(order); /* a rule cannot reach it, but the loop must not depend on that */
+    for (Py_ssize_t i = PyList_GET_SIZE(order) - 1; i >= 0; i--) {
+        if (i >= PyList_GET_SIZE(order)) continue;
+        PyObject *node = PyList_GET_ITEM(order, i), *argnums, *parents;
+        Py_INCREF(node);
+        int done = PyDict_Contains(tangents, node);
+        if (done) {
+            Py_DECREF(node);
+            if (done < 0) goto fail;
+            continue;
+        }
+        if (!Py_IS_TYPE(node, Node_T)) {
+            PyErr_Format(PyExc_TypeError, "push: %.100s is not a Node", Py_TYPE(node)->tp_name);
+            Py_DECREF(node);
+            goto fail;
+        }
+        if (node_links(node, "push", &argnums, &parents)) {
+            Py_DECREF(node);
+            goto fail;
+        }
+        Py_INCREF(argnums);
+        Py_INCREF(parents);
+        PyObject *total = NULL, *args = NULL, *ans = NULL;
+        int ok = 1;
+        for (Py_ssize_t k = 0; ok && k < PyTuple_GET_SIZE(parents); k++) {
+            PyObject *parent = PyTuple_GET_ITEM(parents, k);
+            PyObject *tp = PyDict_GetItemWithError(tangents, parent);
+            if (tp == NULL) {
+                ok = !PyErr_Occurred();
+                continue;
+            }
+            Py_INCREF(tp);
+            if (args == NULL) {
+                PyObject *saved = SLOT(node, NS.args);
+                if (saved == NULL || saved == Py_None) {
+                    PyObject *r = PyObject_CallOneArg(py_jvp_freed, node); /* raises */
+                    Py_XDECREF(r);
+                    if (r != NULL)
+                        PyErr_SetString(PyExc_RuntimeError, "jvp_freed returned");
+                    Py_DECREF(tp);
+                    ok = 0;
+                    continue;
+                }
+                if (create) {
+                    PyObject *pair = wrap_saved_c(node, (PyObject *)Tensor_T);
+                    if (pair == NULL || !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                        if (pair != NULL)
+                            PyErr_SetString(PyExc_TypeError, "wrap_saved gives (args, ans)");
+                        Py_XDECREF(pair);
+                        Py_DECREF(tp);
+                        ok = 0;
+                        continue;
+                    }
+                    args = PyTuple_GET_ITEM(pair, 0);
+                    ans = PyTuple_GET_ITEM(pair, 1);
+                    Py_INCREF(args);
+                    Py_INCREF(ans);
+                    Py_DECREF(pair);
+                }
+                else {
+                    args = saved;
+                    ans = SLOT(node, NS.ans);
+                    if (ans == NULL) ans = Py_None;
+                    Py_INCREF(args);
+                    Py_INCREF(ans);
+                }
+                if (!PyTuple_Check(args)) {
+                    PyErr_SetString(PyExc_TypeError, "a node's saved arguments must be a tuple");
+                    Py_DECREF(tp);
+                    ok = 0;
+                    continue;
+                }
+            }
+            PyObject *c = jvp_one(node, PyTuple_GET_ITEM(argnums, k), parent, tp, args, ans);
+            Py_DECREF(tp);
+            if (c == NULL) {
+                ok = 0;
+                continue;
+            }
+            if (total == NULL)
+                total = c;
+            else {
+                Py_SETREF(total, PyNumber_Add(total, c));
+                Py_DECREF(c);
+                ok = total != NULL;
+            }
+        }
+        Py_XDECREF(args);
+        Py_XDECREF(ans);
+        Py_DECREF(argnums);
+        Py_DECREF(parents);
+        if (ok && total != NULL && PyDict_SetItem(tangents, node, total) < 0) ok = 0;
+        Py_XDECREF(total);
+        Py_DECREF(node);
+        if (!ok) goto fail;
+    }
+    Py_DECREF(order);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(order);
+    return NULL;
+}
+
 /* _shapes.sum_to for an array gradient of a broadcasting op whose plan (the axes to sum,
  * whether a reshape follows) _shapes has cached: the sum primitive on those axes, and the
  * reshape if the plan needs it. None when that does not apply (a Tensor gradient under
@@ -1599,6 +1762,8 @@ static PyMethodDef methods[] = {
     {"toposort", (PyCFunction)(void (*)(void))toposort, METH_FASTCALL,
      "_tape.toposort, compiled; also collects the leaves reached."},
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "_tape._walk, compiled."},
+    {"push", (PyCFunction)(void (*)(void))push, METH_FASTCALL,
+     "_forward._push, compiled: the tangent pass over recorded nodes."},
     {"owned_or_copy", (PyCFunction)(void (*)(void))owned_or_copy, METH_FASTCALL,
      "Backend.owned compiled for arrays that own their memory when .base is None."},
     {"tensor_operator", (PyCFunction)(void (*)(void))tensor_operator, METH_FASTCALL,

@@ -292,6 +292,105 @@ def test_compiled_graph_helpers_match_their_python_references(compiled):
         _speedups.toposort([x], None)
 
 
+@gx.primitive
+def _narrowing(x, /):
+    return x * 3.0
+
+
+gx.defvjp(_narrowing, lambda g, ans, x: g * 3.0)
+# a tangent in float32 for a float64 output: the pass must cast it back to the node's dtype
+gx.defjvp(_narrowing, lambda t, ans, x: gx.astype(t * 3.0, "float32"))
+
+
+@gx.primitive(broadcasts=True)
+def _by_argnum(x, y, /):
+    return x * y
+
+
+gx.defvjp_argnum(_by_argnum, lambda n, g, ans, x, y: g * (y if n == 0 else x))
+gx.defjvp_argnum(_by_argnum, lambda n, t, ans, x, y: t * (y if n == 0 else x))
+
+
+@gx.primitive
+def _no_jvp(x, /):
+    return x * x
+
+
+gx.defvjp(_no_jvp, lambda g, ans, x: 2.0 * g * x)  # forward mode transposes this
+
+
+def _tangent_graph():
+    """A graph whose tangent pass meets a rule with keyword arguments, a tangent that must be
+    broadcast (x against a matrix), one that must be cast, a jvp_argnum rule, a transposed
+    VJP and fan-out."""
+    x = gx.tensor(np.linspace(0.5, 2.0, 4), requires_grad=True)
+    m = gx.tensor(np.arange(12.0).reshape(3, 4) / 10)
+    h = gx.tanh(x + m)  # add's tangent for x has shape (4,), the node's (3, 4)
+    k = _by_argnum(_narrowing(h), _no_jvp(x + 0.5))
+    loss = gx.sum(k * h, axis=1) + gx.logsumexp(h, axis=0)[0]
+    return x, loss
+
+
+def _pushed(push, create: bool) -> list:
+    from gradx import _tape
+
+    x, loss = _tangent_graph()
+    order = _tape._toposort([loss._node], None)
+    seed = np.linspace(-1.0, 1.0, 4)
+    tangents = {x: gx.Tensor._make(seed, x._backend, None, False, [0]) if create else seed}
+    token = _tape._grad_enabled.set(create)
+    try:
+        push(order, tangents, create)
+    finally:
+        _tape._grad_enabled.reset(token)
+    return [tangents.get(n) for n in order]
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_compiled_tangent_pass_matches_the_python_one(compiled, create):
+    from gradx import _forward, _speedups
+
+    got, want = _pushed(_speedups.push, create), _pushed(_forward._push, create)
+    assert len(got) == len(want) and all(v is not None for v in got)
+    for c, p in zip(got, want, strict=True):
+        assert isinstance(c, gx.Tensor) == isinstance(p, gx.Tensor) == create
+        c, p = (c.data, p.data) if create else (c, p)
+        assert c.dtype == p.dtype and c.shape == p.shape
+        np.testing.assert_array_equal(c, p)
+
+
+def test_compiled_tangent_pass_errors_and_references(compiled):
+    from gradx import _forward, _speedups, _tape
+
+    x, loss = _tangent_graph()
+    order = _tape._toposort([loss._node], None)
+    seed = np.linspace(-1.0, 1.0, 4)
+    held = sys.getrefcount(seed)
+    for _ in range(3):
+        tangents = {x: seed}
+        _speedups.push(order, tangents, False)
+        del tangents
+    assert sys.getrefcount(seed) == held
+    with pytest.raises(TypeError, match="push"):
+        _speedups.push(order, [], False)
+    with pytest.raises(TypeError, match="not a Node"):
+        _speedups.push([x], {}, False)
+
+    @gx.primitive
+    def bad_jvp(v, /):
+        return v + 1.0
+
+    gx.defjvp(bad_jvp, lambda t, ans, v: t[100])
+    failing = bad_jvp(x)._node
+    for push in (_speedups.push, _forward._push):
+        with pytest.raises(IndexError):
+            push([failing], {x: seed}, False)
+    gx.sum(loss).backward()  # frees every saved value of the graph
+    for push in (_speedups.push, _forward._push):
+        with pytest.raises(gx.GraphError, match="saved values were freed"):
+            push(order, {x: seed}, False)
+
+
 def test_compiled_namespace_lookup_matches_its_python_reference(compiled):
     from gradx import _backend
 
