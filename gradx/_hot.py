@@ -4,8 +4,8 @@ of saved values and the tangent pass of forward mode.
 
 ``gradx/_speedups.c`` compiles them; the Python functions in ``_primitive``, ``_tape``,
 ``_tensor`` and ``_forward`` are the reference and the fallback when the extension was not
-built (no C compiler at install time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give identical
-results; the test suite runs the two side by side. (The namespace lookup and NumPy's
+built (no C compiler at install time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give
+identical results; the test suite runs the two side by side. (The namespace lookup and NumPy's
 ``owned``, pure functions of their arguments, are chosen once at import: ``gradx._native``.)
 """
 

@@ -1,16 +1,18 @@
 /* The hot path of gradx compiled: dispatch of a primitive on Tensors (apply, and Tensor's
- * arithmetic operators), the backward walk (walk, accumulate_leaves), the per-node helpers
- * of tape passes (toposort, wrap_saved, Tensor._make), the namespace lookup of op bodies
- * (namespace_lookup) and NumPy's Backend.owned (owned_or_copy).
+ * arithmetic operators), the backward walk (walk, accumulate_leaves), forward mode's
+ * tangent pass (push), the per-node helpers of tape passes (toposort, wrap_saved,
+ * Tensor._make), the namespace lookup of op bodies (namespace_lookup) and NumPy's
+ * Backend.owned (owned_or_copy).
  *
  * Each function is a line-for-line counterpart of a Python function (_primitive._apply,
- * the Tensor operator methods, _tape._walk, _tape._accumulate_leaves, _tape._toposort,
- * _tape._wrap_saved, Tensor._make, _backend._ns, numpy_backend._owned), which stays the
- * reference and the fallback. The Python classes Tensor, Node and Primitive keep their
- * __slots__; their offsets are read once from the member descriptors, so a field is one
- * load here instead of an attribute lookup. Anything rare (views, recorders, errors, the
- * first unbroadcast of a pair of shapes, anomaly checks) is left to the Python helpers
- * handed over by configure(): only the common path lives here.
+ * the Tensor operator methods, _tape._walk, _tape._accumulate_leaves, _forward._push,
+ * _tape._toposort, _tape._wrap_saved, Tensor._make, _backend._ns, numpy_backend._owned),
+ * which stays the reference and the fallback. The Python classes Tensor, Node and
+ * Primitive keep their __slots__; their offsets are read once from the member descriptors,
+ * so a field is one load here instead of an attribute lookup. Anything rare (views,
+ * recorders, errors, the first unbroadcast of a pair of shapes, anomaly checks, a tangent
+ * to broadcast or cast) is left to the Python helpers handed over by configure(): only the
+ * common path lives here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
