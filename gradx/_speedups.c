@@ -1026,6 +1026,43 @@ vjp(PyObject *node, PyObject *prim, PyObject *argnum, PyObject *g, PyObject *ans
     return raise_through(py_rule_failed, prim, argnum, g);
 }
 
+/* node's saved arguments and output as its rules take them, new references in *args and
+ * *ans: Tensors linked to their producers when the rules record (create), else the raw
+ * values. -1 with an error set (and both NULL) on failure. */
+static int
+rule_inputs(PyObject *node, int create, PyObject **args, PyObject **ans)
+{
+    *args = *ans = NULL;
+    if (create) {
+        PyObject *pair = wrap_saved_c(node, (PyObject *)Tensor_T);
+        if (pair == NULL || !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            Py_XDECREF(pair);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "wrap_saved gives (args, ans)");
+            return -1;
+        }
+        *args = PyTuple_GET_ITEM(pair, 0);
+        *ans = PyTuple_GET_ITEM(pair, 1);
+        Py_INCREF(*args);
+        Py_INCREF(*ans);
+        Py_DECREF(pair);
+    }
+    else {
+        *args = SLOT(node, NS.args);
+        *ans = SLOT(node, NS.ans);
+        if (*ans == NULL) *ans = Py_None;
+        if (*args == NULL) *args = Py_None;
+        Py_INCREF(*args);
+        Py_INCREF(*ans);
+    }
+    if (!PyTuple_Check(*args)) {
+        PyErr_SetString(PyExc_TypeError, "a node's saved arguments must be a tuple");
+        Py_CLEAR(*args);
+        Py_CLEAR(*ans);
+        return -1;
+    }
+    return 0;
+}
+
 /* -- tangent pass ---------------------------------------------------------------------- */
 
 /* the contribution of parent's tangent tp to node's tangent: its JVP rule for argnum, and
@@ -1124,31 +1161,7 @@ push(PyObject *self, PyObject *const *a, Py_ssize_t n)
                     ok = 0;
                     continue;
                 }
-                if (create) {
-                    PyObject *pair = wrap_saved_c(node, (PyObject *)Tensor_T);
-                    if (pair == NULL || !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                        if (pair != NULL)
-                            PyErr_SetString(PyExc_TypeError, "wrap_saved gives (args, ans)");
-                        Py_XDECREF(pair);
-                        Py_DECREF(tp);
-                        ok = 0;
-                        continue;
-                    }
-                    args = PyTuple_GET_ITEM(pair, 0);
-                    ans = PyTuple_GET_ITEM(pair, 1);
-                    Py_INCREF(args);
-                    Py_INCREF(ans);
-                    Py_DECREF(pair);
-                }
-                else {
-                    args = saved;
-                    ans = SLOT(node, NS.ans);
-                    if (ans == NULL) ans = Py_None;
-                    Py_INCREF(args);
-                    Py_INCREF(ans);
-                }
-                if (!PyTuple_Check(args)) {
-                    PyErr_SetString(PyExc_TypeError, "a node's saved arguments must be a tuple");
+                if (rule_inputs(node, create, &args, &ans)) {
                     Py_DECREF(tp);
                     ok = 0;
                     continue;
@@ -1408,31 +1421,8 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
         Py_INCREF(argnums);
         Py_INCREF(parents);
         Py_XINCREF(kwargs);
-        args = NULL; /* owned from here on: fail_locals releases it */
-        if (create_graph) {
-            PyObject *pair = wrap_saved_c(node, (PyObject *)Tensor_T);
-            if (pair == NULL || !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                Py_XDECREF(pair);
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "wrap_saved");
-                goto fail_locals;
-            }
-            args = PyTuple_GET_ITEM(pair, 0);
-            ans = PyTuple_GET_ITEM(pair, 1);
-            Py_INCREF(args);
-            Py_INCREF(ans);
-            Py_DECREF(pair);
-        }
-        else {
-            args = SLOT(node, NS.args);
-            ans = SLOT(node, NS.ans);
-            if (ans == NULL) ans = Py_None;
-            Py_INCREF(args);
-            Py_INCREF(ans);
-        }
-        if (!PyTuple_Check(args)) {
-            PyErr_SetString(PyExc_TypeError, "saved arguments must be a tuple");
-            goto fail_locals;
-        }
+        /* owned from here on: fail_locals releases them */
+        if (rule_inputs(node, create_graph, &args, &ans)) goto fail_locals;
         Py_ssize_t np = PyTuple_GET_SIZE(parents);
         for (Py_ssize_t i = 0; i < np; i++) {
             PyObject *argnum = PyTuple_GET_ITEM(argnums, i);
