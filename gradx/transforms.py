@@ -241,18 +241,19 @@ def _seed(out: Tensor, c: Any, keep_tensor: bool) -> Any:
 # -- forward mode ---------------------------------------------------------------------
 
 def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
-    """Inputs for ``primals`` (as :func:`_prepare`) and their tangents, flattened alike."""
+    """Inputs for ``primals`` (as :func:`_prepare`) and their tangents, flattened alike, and
+    whether every primal was a raw array."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ShapeError(f"{name}: {len(primals)} primals but {len(tangents)} tangents")
     args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
-    flat, tans = [], []
-    for ins, tan in zip(inputs, tangents, strict=True):
-        flat += ins
+    flat, _, raw = _flat(inputs)
+    tans = []
+    for tan in tangents:
         tans += flatten(tan)[0]
     if len(tans) != len(flat):
         raise ShapeError(f"{name}: tangents must have the same structure as primals")
-    return args, inputs, treedefs, flat, tans
+    return args, inputs, treedefs, flat, tans, raw
 
 
 def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any],
@@ -283,13 +284,12 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     """Forward mode: ``(f(*primals), J @ tangents)`` in one forward pass plus a tangent pass
     over the recorded primitives, using each primitive's JVP rule (or its transposed VJP)."""
     _check_fn(f, "jvp")
-    args, _, _, flat, tans = _with_tangents("jvp", primals, tangents)
+    args, _, _, flat, tans, raw = _with_tangents("jvp", primals, tangents)
     with _evaluating():
         out = f(*args)
     out_leaves, out_def = flatten(out)
     outs = [_as_tensor(o, "jvp: an output of f") for o in out_leaves]
     tangent, create = _push_tangents(outs, flat, tans)
-    raw = all(i.raw for i in flat)
     results = []
     for o, t in zip(outs, tangent, strict=True):
         if t is None:
@@ -417,7 +417,7 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     no work goes into the gradient itself, which is never needed.
 
     Returns a tuple shaped like ``primals``."""
-    args, inputs, treedefs, flat, tans = _with_tangents("hvp", primals, tangents)
+    args, inputs, treedefs, flat, tans, _ = _with_tangents("hvp", primals, tangents)
     with _evaluating():
         out = _as_tensor(f(*args), "hvp: the output of f")
         if out.size != 1:
