@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import gradx as gx
 from gradx.ops.indexing import _index_add, index_update
+from gradx.ops.linalg import _adjugate, _adjugate_push, _svdvals_push
 from gradx.ops.reductions import softmax_given_logsumexp
 
 
@@ -39,6 +40,16 @@ def R(name: str, fn: Callable, *shapes: tuple, **kw) -> Row:
 
 def _other_cpu_backend(x):
     return "array_api_strict" if x.backend.name != "array_api_strict" else "numpy"
+
+
+# fixed points for the derivative maps of svdvals and the adjugate (linear in their first
+# argument): distinct singular values, one of the 3x3's exactly zero
+_FIXED_3x2 = [[2.0, 0.3], [0.1, -1.0], [0.5, 0.4]]
+_FIXED_3x3 = [[1.0, 2.0, 0.5], [2.0, 4.0, 1.0], [0.3, -1.0, 2.0]]
+
+
+def _const(x, rows):
+    return x.backend.xp.asarray(rows, dtype=x.dtype)
 
 
 def _raw_left(x):
@@ -168,6 +179,17 @@ ROWS += [
     R("det", lambda a: gx.linalg.det(a), (2, 2, 2), domain="spd", label="batch"),
     R("norm", lambda x: gx.linalg.norm(x), (2, 3)),
     R("norm", lambda x: gx.linalg.norm(x, axis=1, keepdims=True), (2, 3), label="axis"),
+    R("einsum", lambda x: gx.einsum("iij->j", x), (3, 3, 2), label="diagonal"),
+    R("einsum", lambda x, y: gx.einsum("...ij,...jk->...ik", x, y), (1, 2, 3), (4, 3, 2),
+      label="ellipsis-bcast"),
+    R("solve", lambda a, b: gx.linalg.solve(a, b), (3, 3, 3), (3,), domain="spd",
+      label="batch-vec"),
+    R("svdvals", lambda x: gx.linalg.svdvals(x), (2, 4, 3), order=1),
+    R("svdvals_push", lambda x: _svdvals_push(x, _const(x, _FIXED_3x2)), (3, 2), order=1,
+      label="jvp"),
+    R("adjugate", lambda x: _adjugate(x), (2, 3, 3), order=1),
+    R("adjugate_push", lambda x: _adjugate_push(x, _const(x, _FIXED_3x3), transpose=True), (3, 3),
+      order=1, label="vjp"),
     R("to_backend", lambda x: (x.to(_other_cpu_backend(x)) * 2.0).to(x.backend), (2, 3)),
     R("checkpoint", lambda x, y: gx.checkpoint(lambda a, b: gx.sin(a) * b + a)(x, y),
       (2, 3), (3,)),

@@ -42,7 +42,11 @@ def _index_update_vjp_x(g, ans, x, values, *, key):
 
 
 def _index_update_vjp_values(g, ans, x, values, *, key):
-    return getitem(g, key=key)
+    picked = getitem(g, key=key)
+    lead = values.ndim - picked.ndim
+    if lead > 0:  # values of shape (1, 3) written to a row of shape (3,): leading size-1 dims
+        picked = reshape(picked, (1,) * lead + tuple(picked.shape))
+    return picked  # the tape sums the axes ``values`` broadcast along
 
 
 defvjp(index_update, _index_update_vjp_x, _index_update_vjp_values)
@@ -70,19 +74,25 @@ def _take_vjp(g, ans, x, indices, *, axis=None):
 defvjp(take, _take_vjp)
 
 
-def _along_key(indices: Any, axis: int) -> tuple:
-    """A full advanced-index key selecting ``indices`` along ``axis``, others by position."""
+def _along_key(indices: Any, axis: int, shape: Any = None, out: Any = None) -> tuple:
+    """A full advanced-index key that reads ``x[..., indices, ...]`` along ``axis`` and every
+    other axis by position, for ``x`` of ``shape`` (default: the indices' own shape) and a
+    result of shape ``out``; an axis where ``x`` has size 1 and the result does not
+    (NumPy's broadcasting ``take_along_axis``) reads position 0 every time."""
     xp = ns(indices)
     ndim = indices.ndim
     axis %= ndim
+    shape = tuple(indices.shape) if shape is None else tuple(shape)
+    out = tuple(indices.shape) if out is None else tuple(out)
     key = []
     for d in range(ndim):
         if d == axis:
             key.append(indices)
         else:
-            shape = [1] * ndim
-            shape[d] = indices.shape[d]
-            key.append(xp.reshape(xp.arange(indices.shape[d]), tuple(shape)))
+            place = [1] * ndim
+            place[d] = out[d]
+            pos = xp.arange(out[d]) if shape[d] == out[d] else xp.zeros(out[d], dtype=xp.int64)
+            key.append(xp.reshape(pos, tuple(place)))
     return tuple(key)
 
 
@@ -92,7 +102,9 @@ def take_along_axis(x, indices, /, *, axis=-1):
 
 
 defvjp(take_along_axis, lambda g, ans, x, indices, *, axis=-1:
-       _index_add(g, shape=x.shape, key=_along_key(indices, axis)))
+       _index_add(g, shape=x.shape, key=_along_key(indices, axis, x.shape, g.shape)))
+defjvp(take_along_axis, lambda t, ans, x, indices, *, axis=-1:
+       take_along_axis(t, indices, axis=axis))
 
 
 @primitive(saves_ans=False)

@@ -84,23 +84,42 @@ def _einsum(*operands, subscripts):
     return backend_of(operands[0]).einsum(subscripts, *operands)
 
 
+def _raw(x: Any) -> Any:
+    return x.data if hasattr(x, "_backend") else x
+
+
 def _einsum_vjp(argnum, g, ans, *operands, subscripts):
-    terms, output = _parse_einsum(subscripts, [tuple(o.shape) for o in operands])
-    target = terms[argnum]
-    if len(set(target)) != len(target):
-        raise ShapeError(f"einsum: the gradient through a repeated index in {target!r} "
-                         "(a diagonal) is not supported; take the diagonal explicitly")
+    shapes = [tuple(o.shape) for o in operands]
+    terms, output = _parse_einsum(subscripts, shapes)
+    target, shape = terms[argnum], shapes[argnum]
     others = [t for i, t in enumerate(terms) if i != argnum]
-    available = set(output).union(*others) if others else set(output)
-    kept = "".join(c for c in target if c in available)
-    spec = ",".join([output, *others]) + "->" + kept
-    grad = _einsum(g, *[o for i, o in enumerate(operands) if i != argnum], subscripts=spec)
-    if kept != target:  # letters summed away inside this operand alone: broadcast back
-        shape = tuple(operands[argnum].shape[target.index(c)] if c in kept else 1
-                      for c in target)
-        expanded = reshape(grad, tuple(grad.shape[kept.index(c)] if c in kept else 1
-                                       for c in target))
-        grad = broadcast_to(expanded, operands[argnum].shape) if shape else expanded
+    consts = [o for i, o in enumerate(operands) if i != argnum]
+    # A letter repeated within this operand ("ii", a diagonal) gets a fresh letter for each
+    # repeat, tied to the first by an identity matrix: the gradient is then embedded on that
+    # diagonal (zero elsewhere) and no einsum of the rule repeats a letter, so the rule is
+    # differentiable again for higher orders.
+    used = set(subscripts) | set(output).union(*terms)
+    spare = (c for c in string.ascii_letters if c not in used)
+    letters: list[str] = []
+    for c, n in zip(target, shape, strict=True):
+        if c in letters:
+            fresh = next(spare)
+            others.append(c + fresh)
+            consts.append(ns(_raw(g)).eye(n, dtype=_raw(g).dtype))
+            c = fresh
+        letters.append(c)
+    available = set(output).union(*others)
+    kept = "".join(c for c in letters if c in available)
+    grad = _einsum(g, *consts, subscripts=",".join([output, *others]) + "->" + kept)
+    if kept != "".join(letters):  # letters summed inside this operand alone
+        grad = reshape(grad, tuple(grad.shape[kept.index(c)] if c in kept else 1
+                                   for c in letters))
+    # an axis this operand broadcasts (size 1 against n, as an ellipsis allows)
+    wide = tuple(d for d, n in enumerate(shape) if n == 1 and grad.shape[d] != 1)
+    if wide:
+        grad = sum(grad, axis=wide, keepdims=True)
+    if tuple(grad.shape) != shape:
+        grad = broadcast_to(grad, shape)
     return grad
 
 
@@ -116,7 +135,8 @@ defjvp_argnum(_einsum, _einsum_jvp)
 
 @composed
 def einsum(subscripts: str, /, *operands: Any) -> Any:
-    """Einstein summation; differentiable in every operand (diagonals excepted)."""
+    """Einstein summation; differentiable in every operand, diagonals (``"ii->i"``) and
+    broadcast ellipsis dimensions included."""
     return _einsum(*operands, subscripts=subscripts)
 
 
@@ -161,17 +181,42 @@ defjvp(inv, lambda t, ans, x: -(ans @ t @ ans))
 
 @primitive(broadcasts=True)
 def solve(a, b, /):
-    return ns(a, b).linalg.solve(a, b)
+    """``x`` with ``a @ x == b``, the Array API's way: a 1-D ``b`` of shape (n,) is one
+    vector for every matrix of ``a`` (..., n, n); any other ``b`` is a stack of matrices
+    (..., n, k) whose batch dimensions broadcast against ``a``'s."""
+    xp = ns(a, b)
+    if b.ndim == 1:
+        return xp.linalg.solve(a, b[:, None])[..., 0]
+    return xp.linalg.solve(a, b)
+
+
+def _solve_vec(a, b, /):
+    """``solve`` of the stack ``a`` (..., n, n) with a stack of vectors ``b`` (..., n)."""
+    return squeeze(solve(a, expand_dims(b, axis=-1)), axis=-1)
 
 
 def _solve_vjp_a(g, ans, a, b):
-    gb = solve(matrix_transpose(a), g)
     if b.ndim == 1:
+        gb = _solve_vec(matrix_transpose(a), g)
         return -expand_dims(gb, axis=-1) * expand_dims(ans, axis=-2)
-    return -(gb @ matrix_transpose(ans))
+    return -(solve(matrix_transpose(a), g) @ matrix_transpose(ans))
 
 
-defvjp(solve, _solve_vjp_a, lambda g, ans, a, b: solve(matrix_transpose(a), g))
+def _solve_vjp_b(g, ans, a, b):
+    if b.ndim == 1:
+        return _solve_vec(matrix_transpose(a), g)
+    return solve(matrix_transpose(a), g)
+
+
+def _solve_jvp_a(t, ans, a, b):
+    if b.ndim == 1:
+        return -_solve_vec(a, squeeze(t @ expand_dims(ans, axis=-1), axis=-1))
+    return -solve(a, t @ ans)
+
+
+# the tape sums b's gradient over the batch dimensions it was broadcast along
+defvjp(solve, _solve_vjp_a, _solve_vjp_b)
+defjvp(solve, _solve_jvp_a, lambda t, ans, a, b: solve(a, t))
 
 
 @primitive()
@@ -179,8 +224,72 @@ def det(x, /):
     return ns(x).linalg.det(x)
 
 
-defvjp(det, lambda g, ans, x: expand_dims(expand_dims(g * ans, axis=-1), axis=-1)
-       * matrix_transpose(inv(x)))
+def _det_grad(ans, x):
+    """d det(x) / dx (..., n, n): det(x) inv(x)^T where every matrix is invertible, else the
+    transposed adjugate, which is also defined (and the gradient) at singular matrices."""
+    raw = _raw(ans)
+    if bool(ns(raw).all(raw != 0)):
+        return expand_dims(expand_dims(ans, axis=-1), axis=-1) * matrix_transpose(inv(x))
+    return matrix_transpose(_adjugate(x))
+
+
+defvjp(det, lambda g, ans, x:
+       expand_dims(expand_dims(g, axis=-1), axis=-1) * _det_grad(ans, x))
+defjvp(det, lambda t, ans, x: sum(_det_grad(ans, x) * t, axis=(-2, -1)))
+
+
+def _svd_adjugate_parts(x: Any) -> tuple:
+    """For ``x = U diag(s) V^T`` (..., n, n): ``U``, ``V``, ``c = det(U) det(V)`` (..., 1, 1),
+    ``p`` (..., n) with ``p_i = prod_{j != i} s_j`` and ``q`` (..., n, n) with
+    ``q_ik = prod_{j not in (i, k)} s_j`` (zero diagonal). Zero singular values are counted,
+    never divided by, so every product is exact at singular matrices."""
+    xp = ns(x)
+    u, s, vh = xp.linalg.svd(x, full_matrices=False)
+    c = xp.asarray(xp.linalg.det(u) * xp.linalg.det(vh))
+    zero = s == 0
+    logs = xp.log(xp.where(zero, xp.ones_like(s), s))
+    total = xp.sum(logs, axis=-1, keepdims=True)
+    zi = xp.astype(zero, s.dtype)
+    nz = xp.sum(zi, axis=-1, keepdims=True)
+    p = xp.where(nz - zi == 0, xp.exp(total - logs), xp.zeros_like(s))
+    pair = logs[..., :, None] + logs[..., None, :]
+    q = xp.where((nz[..., None] - zi[..., :, None] - zi[..., None, :] == 0),
+                 xp.exp(total[..., None] - pair), xp.zeros_like(pair))
+    q = q * (1 - xp.eye(s.shape[-1], dtype=s.dtype))
+    return u, xp.matrix_transpose(vh), c[..., None, None], p, q
+
+
+@primitive(saves_ans=False)
+def _adjugate(x, /):
+    """The adjugate (..., n, n): ``det(x) inv(x)`` where ``x`` is invertible, and defined at
+    every matrix: ``adj(U S V^T) = det(U) det(V) V adj(S) U^T``."""
+    u, v, c, p, q = _svd_adjugate_parts(x)
+    return c * ((v * p[..., None, :]) @ ns(x).matrix_transpose(u))
+
+
+@primitive(saves_ans=False)
+def _adjugate_push(t, x, /, *, transpose=False):
+    """The derivative of the adjugate at ``x`` applied to ``t`` (``transpose=False``: the
+    JVP ``c V D(U^T t V) U^T``) or its transpose (the VJP ``c U D(V^T t U) V^T``), where
+    ``D(E) = -E * q + diag(q @ diag(E))`` is the adjugate's derivative at ``diag(s)``."""
+    xp = ns(t, x)
+    u, v, c, p, q = _svd_adjugate_parts(x)
+    if transpose:
+        u, v = v, u
+    e = xp.matrix_transpose(u) @ t @ v
+    n = e.shape[-1]
+    diag = xp.sum(e * xp.eye(n, dtype=e.dtype), axis=-1)
+    d = -e * q + xp.eye(n, dtype=e.dtype) * xp.sum(q * diag[..., None, :], axis=-1)[..., None]
+    return c * (v @ d @ xp.matrix_transpose(u))
+
+
+# linear in t; no rule for x (third derivatives of det at singular matrices are refused)
+defvjp(_adjugate_push, lambda g, ans, t, x, *, transpose=False:
+       _adjugate_push(g, x, transpose=not transpose))
+defjvp(_adjugate_push, lambda tt, ans, t, x, *, transpose=False:
+       _adjugate_push(tt, x, transpose=transpose))
+defvjp(_adjugate, lambda g, ans, x: _adjugate_push(g, x, transpose=True))
+defjvp(_adjugate, lambda t, ans, x: _adjugate_push(t, x))
 
 
 @primitive(name="norm")
@@ -199,32 +308,36 @@ def _norm2_vjp(g, ans, x, *, axis=None, keepdims=False):
 defvjp(_norm2, _norm2_vjp)
 
 
-@composed
-def norm(x: Any, /, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
-    """Vector norms of any order, and the Frobenius norm of matrices."""
-    if ord in (None, 2, "fro") and not (ord == 2 and axis is not None and not
-                                        isinstance(axis, int) and len(axis) == 2):
-        if ord == 2 and axis is None and x.ndim == 2:
-            raise ShapeError("norm: the spectral norm (ord=2 of a matrix) is not supported; "
-                             "use ord='fro' or pass axis= for vector norms")
-        return _norm2(x, axis=axis, keepdims=keepdims)
-    if isinstance(ord, str) or (axis is not None and not isinstance(axis, int)):
-        raise ShapeError(f"norm: ord={ord!r} with axis={axis!r} is not supported; vector "
-                         "norms of any order and ord='fro' are")
-    a = abs(x)
-    if ord == float("inf"):
-        return max(a, axis=axis, keepdims=keepdims)
-    if ord == -float("inf"):
-        return min(a, axis=axis, keepdims=keepdims)
-    if ord == 1:
-        return sum(a, axis=axis, keepdims=keepdims)
-    if ord == 0:
-        return sum(astype(not_equal(x, 0), dtype=x.dtype), axis=axis, keepdims=keepdims)
-    return sum(a**ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+@primitive(saves_ans=False)
+def svdvals(x, /):
+    """Singular values (..., min(m, n)) of matrices (..., m, n), in descending order."""
+    xp = ns(x)
+    if hasattr(xp.linalg, "svdvals"):
+        return xp.linalg.svdvals(x)
+    return xp.linalg.svd(x, full_matrices=False)[1]
 
 
+@primitive(saves_ans=False)
+def _svdvals_push(t, x, /, *, transpose=False):
+    """The derivative of ``svdvals`` at ``x = U diag(s) V^T`` applied to ``t``: the JVP
+    ``diag(U^T t V)`` (``transpose=False``), or the VJP ``U diag(t) V^T``."""
+    xp = ns(t, x)
+    u, s, vh = xp.linalg.svd(x, full_matrices=False)
+    if transpose:
+        return (u * t[..., None, :]) @ vh
+    return xp.sum(u * (t @ xp.matrix_transpose(vh)), axis=-2)
 
-from .comparison import greater, not_equal  # noqa: E402
-from .elementwise import abs, astype, where  # noqa: E402
-from .reductions import _expand, max, min, sum  # noqa: E402
+
+# linear in t; no rule for x: second derivatives of singular values are refused by name
+defvjp(_svdvals_push, lambda g, ans, t, x, *, transpose=False:
+       _svdvals_push(g, x, transpose=not transpose))
+defjvp(_svdvals_push, lambda tt, ans, t, x, *, transpose=False:
+       _svdvals_push(tt, x, transpose=transpose))
+defvjp(svdvals, lambda g, ans, x: _svdvals_push(g, x, transpose=True))
+defjvp(svdvals, lambda t, ans, x: _svdvals_push(t, x))
+
+
+from .comparison import greater  # noqa: E402
+from .elementwise import where  # noqa: E402
+from .reductions import _expand, sum  # noqa: E402
 from .shape import broadcast_to, expand_dims, reshape, squeeze  # noqa: E402
