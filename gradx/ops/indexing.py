@@ -5,6 +5,7 @@ Repeated indices accumulate in the gradient through the backend's scatter-add.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._backend import backend_of, ns
@@ -41,14 +42,44 @@ def _index_update_vjp_x(g, ans, x, values, *, key):
     return index_update(g, 0.0, key=key)
 
 
+def _raw(a: Any) -> Any:
+    return a.data if hasattr(a, "_backend") else a
+
+
+def _may_repeat(key: Any) -> bool:
+    """Whether ``key`` holds an integer index array (which may name an element twice)."""
+    items = key if isinstance(key, tuple) else (key,)
+    return any(hasattr(k, "dtype") and "bool" not in str(k.dtype) for k in items)
+
+
+def _written(g: Any, shape: Any, key: Any, region: Any) -> Any:
+    """1 where an element of the region ``x[key]`` (shape ``region``) is what
+    ``x[key] = values`` leaves in ``x``, 0 where a repeated index overwrites it: writes the
+    positions themselves with the same backend operation and reads them back."""
+    raw = _raw(g)
+    backend, xp = backend_of(raw), ns(raw)
+    ids = xp.reshape(xp.arange(math.prod(region), dtype=xp.int64), tuple(region))
+    marks = backend.index_update(xp.full(tuple(shape), -1, dtype=xp.int64), key, ids)
+    return xp.astype(backend.getitem(marks, key) == ids, raw.dtype)
+
+
 def _index_update_vjp_values(g, ans, x, values, *, key):
     picked = getitem(g, key=key)
+    if _may_repeat(key):  # only the value written last at a repeated index reaches the output
+        picked = picked * _written(g, x.shape, key, picked.shape)
     lead = values.ndim - picked.ndim
     if lead > 0:  # values of shape (1, 3) written to a row of shape (3,): leading size-1 dims
         picked = reshape(picked, (1,) * lead + tuple(picked.shape))
     return picked  # the tape sums the axes ``values`` broadcast along
 
 
+def _index_update_jvp_values(t, ans, x, values, *, key):
+    raw = _raw(t)
+    return index_update(ns(raw).zeros(tuple(x.shape), dtype=raw.dtype), t, key=key)
+
+
+defjvp(index_update, lambda t, ans, x, values, *, key: index_update(t, 0.0, key=key),
+       _index_update_jvp_values)
 defvjp(index_update, _index_update_vjp_x, _index_update_vjp_values)
 
 
@@ -60,8 +91,14 @@ def _axis_key(axis: int, ndim: int, index: Any) -> tuple:
 def take(x, indices, /, *, axis=None):
     xp = ns(x)
     if axis is None:
-        return xp.take(xp.reshape(x, (-1,)), indices, axis=0)
-    return xp.take(x, indices, axis=axis)
+        x, axis = xp.reshape(x, (-1,)), 0
+    if indices.ndim == 1:
+        return xp.take(x, indices, axis=axis)
+    # the standard takes 1-D indices only; NumPy's n-d (and 0-d) indices through a flat take
+    axis %= x.ndim
+    flat = xp.take(x, xp.reshape(indices, (-1,)), axis=axis)
+    return xp.reshape(flat, tuple(x.shape[:axis]) + tuple(indices.shape)
+                      + tuple(x.shape[axis + 1:]))
 
 
 def _take_vjp(g, ans, x, indices, *, axis=None):
