@@ -15,6 +15,7 @@ import gradx as gx
 from gradx.ops.indexing import _index_add, index_update
 from gradx.ops.linalg import _adjugate, _adjugate_push, _svdvals_push
 from gradx.ops.reductions import softmax_given_logsumexp
+from gradx.ops.spectral import _svdvals_curv
 
 
 @dataclass
@@ -184,9 +185,11 @@ ROWS += [
       label="ellipsis-bcast"),
     R("solve", lambda a, b: gx.linalg.solve(a, b), (3, 3, 3), (3,), domain="spd",
       label="batch-vec"),
-    R("svdvals", lambda x: gx.linalg.svdvals(x), (2, 4, 3), order=1),
-    R("svdvals_push", lambda x: _svdvals_push(x, _const(x, _FIXED_3x2)), (3, 2), order=1,
-      label="jvp"),
+    R("svdvals", lambda x: gx.linalg.svdvals(x), (2, 4, 3)),
+    R("svdvals_push", lambda x: _svdvals_push(x, _const(x, _FIXED_3x2)), (3, 2), label="jvp"),
+    R("svdvals_curv", lambda w, y: _svdvals_curv(w, y, _const(w, _FIXED_3x2)), (2,), (3, 2)),
+    R("svdvals_curv", lambda y, z: _svdvals_curv(y, z, _const(y, _FIXED_3x2), vector=True),
+      (3, 2), (3, 2), label="vector"),
     R("adjugate", lambda x: _adjugate(x), (2, 3, 3), order=1),
     R("adjugate_push", lambda x: _adjugate_push(x, _const(x, _FIXED_3x3), transpose=True), (3, 3),
       order=1, label="vjp"),

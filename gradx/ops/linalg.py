@@ -308,36 +308,8 @@ def _norm2_vjp(g, ans, x, *, axis=None, keepdims=False):
 defvjp(_norm2, _norm2_vjp)
 
 
-@primitive(saves_ans=False)
-def svdvals(x, /):
-    """Singular values (..., min(m, n)) of matrices (..., m, n), in descending order."""
-    xp = ns(x)
-    if hasattr(xp.linalg, "svdvals"):
-        return xp.linalg.svdvals(x)
-    return xp.linalg.svd(x, full_matrices=False)[1]
-
-
-@primitive(saves_ans=False)
-def _svdvals_push(t, x, /, *, transpose=False):
-    """The derivative of ``svdvals`` at ``x = U diag(s) V^T`` applied to ``t``: the JVP
-    ``diag(U^T t V)`` (``transpose=False``), or the VJP ``U diag(t) V^T``."""
-    xp = ns(t, x)
-    u, s, vh = xp.linalg.svd(x, full_matrices=False)
-    if transpose:
-        return (u * t[..., None, :]) @ vh
-    return xp.sum(u * (t @ xp.matrix_transpose(vh)), axis=-2)
-
-
-# linear in t; no rule for x: second derivatives of singular values are refused by name
-defvjp(_svdvals_push, lambda g, ans, t, x, *, transpose=False:
-       _svdvals_push(g, x, transpose=not transpose))
-defjvp(_svdvals_push, lambda tt, ans, t, x, *, transpose=False:
-       _svdvals_push(tt, x, transpose=transpose))
-defvjp(svdvals, lambda g, ans, x: _svdvals_push(g, x, transpose=True))
-defjvp(svdvals, lambda t, ans, x: _svdvals_push(t, x))
-
-
 from .comparison import greater  # noqa: E402
 from .elementwise import where  # noqa: E402
 from .reductions import _expand, sum  # noqa: E402
 from .shape import broadcast_to, expand_dims, reshape, squeeze  # noqa: E402
+from .spectral import _svdvals_push, svdvals  # noqa: E402, F401
