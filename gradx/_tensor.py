@@ -11,7 +11,7 @@ from . import _tape
 from ._backend import backend_of, resolve
 from ._tape import _grad_enabled, bump
 from ._tape import backward as _tape_backward
-from .errors import DTypeError, GraphError
+from .errors import DTypeError, GraphError, describe
 
 
 class Tensor:
@@ -22,13 +22,25 @@ class Tensor:
     __array_priority__ = 10_000
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        """A leaf wrapping ``data`` as it is (no copy). ``Tensor(t)`` of a Tensor shares
+        ``t``'s memory and so its version counter, as ``t.detach()`` does: an in-place update
+        through either one is seen by backward through the other."""
         if isinstance(data, Tensor):
+            self._version = data._version
+            self._backend = data._backend
             data = data.data
+        else:
+            self._version = [0]
+            self._backend = backend_of(data)
+            dtype = getattr(data, "dtype", None)
+            if dtype is not None and is_complex(dtype):
+                raise DTypeError(
+                    f"Tensor: a {type(data).__name__} of dtype {dtype} shape "
+                    f"{tuple(data.shape)}: complex numbers are not supported yet; pass the "
+                    "real and imaginary parts as two real tensors")
         self.data = data
-        self._backend = backend_of(data)
         self.grad: Tensor | None = None
         self._node = None
-        self._version = [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
@@ -88,6 +100,11 @@ class Tensor:
     # -- autograd --------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Make this leaf record operations applied to it."""
+        if requires_grad and is_complex(self.data.dtype):
+            raise DTypeError(
+                f"requires_grad=True on a complex tensor (dtype {self.dtype} shape "
+                f"{self.shape}): complex numbers are not supported yet; differentiate the real "
+                "and imaginary parts as two real tensors")
         if requires_grad and not self._backend.is_float(self.data.dtype):
             raise DTypeError(
                 f"requires_grad=True needs a floating-point tensor, got dtype {self.dtype} "
@@ -103,7 +120,8 @@ class Tensor:
         return astype(self, self.data.dtype, copy=True)
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
+        """The same data, cut from the graph. It shares this tensor's memory and version
+        counter (as in PyTorch), so backward notices an in-place update through either."""
         return Tensor._make(self.data, self._backend, None, False, self._version)
 
     def backward(self, grad: Any = None, retain_graph: bool = False,
@@ -114,6 +132,11 @@ class Tensor:
                 f"backward() on a tensor of shape {self.shape} that does not require grad: "
                 "nothing it depends on has requires_grad=True (or it was made under no_grad)"
             )
+        if is_complex(self.data.dtype):
+            raise DTypeError(
+                f"backward() on a complex tensor (dtype {self.dtype} shape {self.shape}): "
+                "complex numbers are not supported yet; differentiate a real function, "
+                "e.g. of the real and imaginary parts kept as two real tensors")
         if grad is None:
             if self.size != 1:
                 raise GraphError(
@@ -182,7 +205,7 @@ class Tensor:
         return gradx
 
     def __dlpack__(self, **kwargs: Any) -> Any:
-        return self.data.__dlpack__(**kwargs)
+        return self._backend.dlpack(self.data, **kwargs)
 
     def __dlpack_device__(self) -> Any:
         return self.data.__dlpack_device__()
@@ -304,8 +327,10 @@ class Tensor:
     # -- in place --------------------------------------------------------------------
     def __setitem__(self, key: Any, value: Any) -> None:
         key = _raw_key(self, key)
+        value = _weak(value)
+        _reject_complex("setitem", self, value)
         if _needs_record(self, value):
-            self._rebind(index_update(self, value, key=key))
+            self._record_inplace(index_update, (self, value), {"key": key})
             return
         raw = value.data if isinstance(value, Tensor) else value
         if isinstance(value, Tensor) and value._backend is not self._backend:
@@ -328,8 +353,13 @@ class Tensor:
         bump(self._version)
 
     def _inplace(self, op: Any, other: Any) -> Tensor:
+        """``self op= other``: written into this tensor's memory when nothing records (every
+        alias sees it; the shared version counter is bumped), else recorded out of place and
+        rebound (see :meth:`_record_inplace`)."""
+        other = _weak(other)
+        _reject_complex(op.name, self, other)
         if _needs_record(self, other):
-            self._rebind(op(self, other))
+            self._record_inplace(op, (self, other), _NO_KWARGS)
             return self
         raw = other.data if isinstance(other, Tensor) else other
         if isinstance(other, Tensor) and other._backend is not self._backend or not (
@@ -346,11 +376,21 @@ class Tensor:
         bump(self._version)
         return self
 
-    def _rebind(self, out: Tensor) -> None:
+    def _record_inplace(self, op: Any, args: tuple, kwargs: dict) -> None:
+        """Record ``op(*args, **kwargs)`` out of place and make this tensor its result.
+
+        The result is a new array: the old one is not written, so every node that saved it
+        (the one just recorded included: multiply, divide, pow and index_update save their
+        inputs) still reads the values it saw, and this tensor takes the result's memory and
+        version counter. (The rebinding once bumped the old counter, which made every
+        backward through ``h *= y`` on a non-leaf raise.) Tensors that shared the old memory
+        (views, ``detach()``) keep the old values, where PyTorch would update them too; an
+        update that nothing records is written into the memory (:meth:`_inplace`)."""
+        out = op(*args, **kwargs)
         self.data = out.data
         self._node = out._node
         self.requires_grad = out.requires_grad
-        bump(self._version)
+        self._version = out._version
 
     def __iadd__(self, other: Any) -> Tensor:
         return self._inplace(add, other)
@@ -363,6 +403,11 @@ class Tensor:
 
     def __itruediv__(self, other: Any) -> Tensor:
         return self._inplace(divide, other)
+
+    def __ipow__(self, other: Any) -> Tensor:
+        return self._inplace(pow, other)
+    # no __imatmul__: ``h @= w`` falls back to ``h = h @ w`` (a new tensor), as PyTorch has no
+    # in-place matmul either
 
 
 _new = object.__new__
@@ -380,6 +425,36 @@ def _needs_record(t: Tensor, other: Any) -> bool:
             "(as optimizers do) or work on a copy"
         )
     return t.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
+
+
+_COMPLEX: dict = {}
+
+
+def is_complex(dtype: Any) -> bool:
+    """Whether ``dtype`` (a dtype object of any backend, a scalar type or a name) is complex."""
+    key = (type(dtype), dtype)  # the type first: dtypes of two libraries never compare
+    try:
+        known = _COMPLEX.get(key)
+    except TypeError:  # an unhashable spec
+        known = None
+    if known is None:
+        name = getattr(dtype, "name", None)
+        known = "complex" in str(name if isinstance(name, str) else dtype)
+        try:
+            _COMPLEX[key] = known
+        except TypeError:
+            pass
+    return known
+
+
+def _reject_complex(op: str, t: Tensor, value: Any) -> None:
+    """Raise for a complex scalar or array written into or combined in place with ``t``."""
+    dtype = getattr(value, "dtype", None)
+    if type(value) is complex or dtype is not None and is_complex(dtype):
+        raise DTypeError(
+            f"{op}: {describe(t)} with a complex {type(value).__name__}"
+            f"{'' if dtype is None else f' of dtype {dtype}'}: complex numbers are not "
+            "supported yet")
 
 
 def _raw_key(t: Tensor, key: Any) -> Any:
@@ -403,7 +478,7 @@ def _raw_key(t: Tensor, key: Any) -> Any:
 
 
 from . import _methods  # noqa: E402, F401  (installs x.sum(), x.exp(), ... on Tensor)
-from ._primitive import _apply  # noqa: E402
+from ._primitive import _apply, _weak  # noqa: E402
 from .ops.comparison import (  # noqa: E402
     equal,
     greater,

@@ -1,4 +1,9 @@
-"""Shape ops: they move values around, so their rules move the gradient back."""
+"""Shape ops: they move values around, so their rules move the gradient back.
+
+An op whose backend result can share the input's memory (reshape, permute_dims, expand_dims,
+squeeze, broadcast_to, flip; getitem and matrix_transpose elsewhere) is marked ``view=True``:
+its output shares the input's version counter, as PyTorch's views do. concat, stack, tile and
+to_backend always copy; split and unstack are getitem views."""
 
 from __future__ import annotations
 
@@ -22,9 +27,12 @@ defjvp(_reshape, lambda t, ans, x, *, shape: _reshape(t, shape=shape))
 
 @composed
 def reshape(x: Any, /, shape: Any = None, *, copy: bool | None = None) -> Any:
-    """Array API reshape; ``shape`` may contain one -1."""
+    """Array API reshape; ``shape`` may contain one -1. The result shares ``x``'s memory (and
+    version counter) where the backend can view it; ``copy=True`` gives a differentiable
+    copy instead."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _reshape(x, shape=shape)
+    out = _reshape(x, shape=shape)
+    return astype(out, out.dtype, copy=True) if copy else out
 
 
 @primitive(**_moves, view=True)
@@ -184,7 +192,9 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
                  for i in range(x.shape[axis]))
 
 
-@primitive(**_moves)
+# NumPy, CuPy and array_api_strict return a view (negative strides): the output shares the
+# input's version counter, so an in-place update of either is seen by backward through both
+@primitive(**_moves, view=True)
 def flip(x, /, *, axis=None):
     return ns(x).flip(x, axis=axis)
 
@@ -230,5 +240,6 @@ defjvp(to_backend, lambda t, ans, x, *, src, dst: to_backend(t, src=src, dst=dst
 builtin_sum = sum
 builtin_max = max
 
+from .elementwise import astype  # noqa: E402
 from .reductions import sum  # noqa: E402
 
