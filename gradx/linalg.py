@@ -13,7 +13,7 @@ from ._primitive import composed
 from ._shapes import normalize_axis
 from .errors import ArgumentError, ShapeError
 from .ops.comparison import greater, not_equal
-from .ops.elementwise import abs, astype, where
+from .ops.elementwise import abs, astype, sign, where
 from .ops.linalg import (
     _norm2,
     det,
@@ -55,12 +55,15 @@ def _vector(x: Any, ord: Any, axes: tuple[int, ...] | None, keepdims: bool) -> A
         return min(a, axis=axes, keepdims=keepdims)
     if ord == 1:
         return sum(a, axis=axes, keepdims=keepdims)
-    if ord == 0:  # the number of nonzero entries: piecewise constant, gradient zero
-        return sum(astype(not_equal(x, 0), x.dtype), axis=axes, keepdims=keepdims)
-    total = sum(a**ord, axis=axes, keepdims=keepdims)
-    if ord < 0:  # NumPy's value: a zero entry makes the sum inf and the norm 0
-        return total ** (1.0 / ord)
-    # a zero vector has norm 0 and subgradient 0 (not 0 * inf)
+    if ord == 0:  # the number of nonzero entries: piecewise constant, gradient zero (through
+        # sign, so that backward() reaches x as in PyTorch)
+        return sum(abs(sign(x)), axis=axes, keepdims=keepdims)
+    # As in PyTorch, a zero entry gets gradient 0 (for p < 1 the derivative there is
+    # infinite) and so does a zero vector: zero entries never reach ``** p`` in the backward
+    # pass. A zero entry makes the sum inf for p < 0 and the norm 0, as in NumPy.
+    nonzero = not_equal(x, 0)
+    terms = where(nonzero, where(nonzero, a, 1.0) ** ord, 0.0 if ord > 0 else _INF)
+    total = sum(terms, axis=axes, keepdims=keepdims)
     positive = greater(total, 0)
     return where(positive, where(positive, total, 1.0) ** (1.0 / ord), 0.0)
 
