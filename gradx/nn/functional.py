@@ -15,6 +15,7 @@ import gradx as gx
 from .._primitive import defjvp, defvjp, primitive
 from .._tape import is_anomaly_enabled
 from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ops.reductions import _is_half
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -131,7 +132,8 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Any:
 
 def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
                bias: Any = None, eps: float = 1e-5) -> Any:
-    """Normalize over the trailing ``normalized_shape`` axes (biased variance)."""
+    """Normalize over the trailing ``normalized_shape`` axes (biased variance); float16
+    input is normalized in float32 and the result cast back, as in PyTorch."""
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
     k = len(normalized_shape)
@@ -141,10 +143,16 @@ def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = No
             f"{tuple(normalized_shape)}"
         )
     axes = tuple(range(x.ndim - k, x.ndim))
+    dtype = x.dtype
+    half = _is_half(x)
+    if half:  # squared deviations above 256 overflow float16: normalize in float32
+        x = gx.astype(x, "float32")
     mu = gx.mean(x, axis=axes, keepdims=True)
     xc = x - mu
     var = gx.mean(xc * xc, axis=axes, keepdims=True)
     out = xc / gx.sqrt(var + eps)
+    if half:
+        out = gx.astype(out, dtype)
     if weight is not None:
         out = out * weight
     if bias is not None:

@@ -76,17 +76,30 @@ def pow(x, y, /):
 
 
 def _pow_vjp_y(g, ans, x, y):
-    # d/dy x**y = x**y log x; taken as 0 where x <= 0 (x = 0 gives 0**y = 0 for y > 0)
+    # d/dy x**y = x**y log x. At x == 0 it is taken as 0 for y >= 0 (the limit from y > 0,
+    # as PyTorch) and is -inf for y < 0; where x < 0 it is NaN (log of a negative number),
+    # never a 0 that hides the NaN from detect_anomaly()
     if isinstance(x, int | float):
-        return g * ans * math.log(x) if x > 0 else zeros_like(g)
-    positive_x = greater(x, 0)
-    return g * where(positive_x, ans * log(where(positive_x, x, 1.0)), 0.0)
+        if x > 0:
+            return g * (ans * math.log(x))
+        if x == 0:
+            undefined = where(less(y, 0), -math.inf, full_like(g, math.nan))  # y is NaN
+            return g * where(greater_equal(y, 0), 0.0, undefined)
+        return g * (ans * math.nan)  # a negative (or NaN) base: NaN at every order
+    limit = logical_and(equal(x, 0), greater_equal(y, 0))
+    return g * where(limit, 0.0, ans * log(where(limit, 1.0, x)))
 
 
 def _pow_vjp_x(g, ans, x, y):
+    # d/dx x**y = y x**(y - 1), and 0 where y == 0: x**0 is the constant 1, also at x == 0
+    # where the formula gives 0 * inf (PyTorch, JAX and autograd agree). The base under the
+    # mask is 1, so the masked branch stays finite and the rule differentiates again.
     if isinstance(y, int | float):  # a constant exponent: the common x ** 2 costs one multiply
-        return g * (2 * x) if y == 2 else g * (y * x ** (y - 1))
-    return g * y * x ** (y - 1)
+        if y == 2:
+            return g * (2 * x)
+        return zeros_like(g) if y == 0 else g * (y * x ** (y - 1))
+    y0 = equal(y, 0)
+    return g * where(y0, 0.0, y * where(y0, 1.0, x) ** (y - 1))
 
 
 defvjp(pow, _pow_vjp_x, _pow_vjp_y)
@@ -154,10 +167,12 @@ def sqrt(x, /):
     return ns(x).sqrt(x)
 
 
-# gradient 0 at x == 0 (a documented choice: keeps sqrt(sum(x**2)) finite at the origin)
 def _sqrt_vjp(g, ans, x):
-    pos = greater(ans, 0)
-    return where(pos, g / (2 * where(pos, ans, 1.0)), 0.0)
+    # 1 / (2 sqrt(x)), taken as 0 at x == 0 (a documented choice that keeps sqrt(sum(x**2))
+    # finite at the origin; PyTorch gives inf there). Where x < 0 or x is NaN the output is
+    # NaN and so is the gradient, so detect_anomaly() names sqrt.
+    zero = equal(ans, 0)
+    return where(zero, 0.0, g / (2 * where(zero, 1.0, ans)))
 
 
 defvjp(sqrt, _sqrt_vjp)
@@ -236,7 +251,14 @@ def asin(x, /):
     return ns(x).asin(x)
 
 
-defvjp(asin, lambda g, ans, x: g / sqrt(1 - x * x))
+def _asin_scale(x):
+    """1 / sqrt(1 - x*x), asin's derivative, as a power: through sqrt, whose derivative is
+    taken as 0 at 0, the second derivative at x = +-1 would be 0 instead of infinite (as in
+    PyTorch). NaN at x = +-inf, where asin is NaN and the power would give 0."""
+    return where(isinf(x), math.nan, (1 - x * x) ** -0.5)
+
+
+defvjp(asin, lambda g, ans, x: g * _asin_scale(x))
 
 
 @primitive(saves_ans=False)
@@ -244,7 +266,7 @@ def acos(x, /):
     return ns(x).acos(x)
 
 
-defvjp(acos, lambda g, ans, x: -g / sqrt(1 - x * x))
+defvjp(acos, lambda g, ans, x: -g * _asin_scale(x))
 
 
 @primitive(saves_ans=False)
@@ -261,8 +283,16 @@ def atan2(y, x, /):
     return ns(y, x).atan2(y, x)
 
 
-defvjp(atan2, lambda g, ans, y, x: g * x / (x * x + y * y),
-       lambda g, ans, y, x: -g * y / (x * x + y * y))
+def _atan2_scale(y, x):
+    """1 / (x*x + y*y), and 0 at the origin, where atan2 jumps and has no derivative: its
+    gradient there is taken as 0 (a subgradient, as in PyTorch) instead of 0 * inf = NaN.
+    The masked denominator is 1, so the rule differentiates again."""
+    origin = logical_and(equal(x, 0), equal(y, 0))
+    return where(origin, 0.0, 1 / where(origin, 1.0, x * x + y * y))
+
+
+defvjp(atan2, lambda g, ans, y, x: g * x * _atan2_scale(y, x),
+       lambda g, ans, y, x: -g * y * _atan2_scale(y, x))
 
 
 # -- piecewise ------------------------------------------------------------------------
@@ -297,8 +327,10 @@ for _step in (sign, floor, ceil, round):  # piecewise constant: zero gradient al
 
 
 def _tie_weight(x, y, dtype):
-    """1 where x wins, 0.5 on ties, 0 where it loses: ties share the gradient equally."""
-    return astype(greater(x, y), dtype=dtype) + 0.5 * astype(equal(x, y), dtype=dtype)
+    """0 where x loses to y, 0.5 on ties (they share the gradient equally), 1 otherwise:
+    where x wins, and where x or y is NaN, whose gradient passes to both inputs (as in
+    PyTorch) instead of vanishing."""
+    return 1.0 - astype(less(x, y), dtype=dtype) - 0.5 * astype(equal(x, y), dtype=dtype)
 
 
 @primitive(broadcasts=True, saves_ans=False)
@@ -382,5 +414,5 @@ def astype(x: Any, /, dtype: Any, *, copy: bool = True) -> Any:
     return _astype(x, dtype=dtype, copy=copy)
 
 
-from .comparison import equal, greater, less  # noqa: E402
-from .creation import zeros_like  # noqa: E402
+from .comparison import equal, greater, greater_equal, isinf, less, logical_and  # noqa: E402
+from .creation import full_like, zeros_like  # noqa: E402
