@@ -118,6 +118,15 @@ def test_array_api_code_through_asarray_gets_gradients(backend):
     np.testing.assert_allclose(g.numpy(), 4 * X**3)
 
 
+def test_asarray_takes_the_array_api_device_argument(backend):
+    x = gx.tensor(X, dtype="float64", requires_grad=True)
+    assert gx.asarray(x, device=x.device) is x
+    c = gx.asarray(0.5, dtype=x.dtype, device=x.device)  # array-api-extra's constants
+    assert c.backend.name == backend and c.dtype == x.dtype
+    with pytest.raises(gx.errors.ArgumentError, match="backend="):
+        gx.asarray(x, device="elsewhere:3")
+
+
 def test_asarray_of_a_list_of_tensors_stacks_them(backend):
     x, xt = _pair(X)
     h, ht = gx.exp(x), torch.exp(xt)

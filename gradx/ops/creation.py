@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
+from itertools import chain
 from typing import Any
 
 from .._backend import backend_of, get_backend, resolve
@@ -72,15 +73,19 @@ def tensor(data: Any, dtype: Any = None, *, requires_grad: bool = False,
 
 @composed
 def asarray(data: Any, dtype: Any = None, *, requires_grad: bool | None = None,
-            backend: Any = None, copy: bool | None = None) -> Any:
+            backend: Any = None, copy: bool | None = None, device: Any = None) -> Any:
     """Like :func:`tensor` but shares memory when it can, and keeps the graph of tensors.
 
     ``asarray(t)`` of a Tensor is ``t`` itself when nothing changes; a new dtype gives a
     differentiable cast, another backend a differentiable transfer, ``copy=True`` a
     differentiable copy; ``copy=False`` where a copy is needed raises. A (nested) list of
     tensors is stacked differentiably. ``requires_grad=True`` marks the result as PyTorch's
-    ``torch.asarray`` does (``t`` itself if nothing changes); ``False`` detaches it."""
+    ``torch.asarray`` does (``t`` itself if nothing changes); ``False`` detaches it.
+    ``device`` (the Array API's argument) must be where the result lives: ``backend=``
+    chooses that."""
     _check_dtype(dtype, "asarray")
+    if device is not None:
+        _check_device(data, backend, device)
     if isinstance(data, Tensor):
         return _from_tensor(data, dtype, requires_grad, backend, copy)
     if isinstance(data, list | tuple) and _holds_tensor(data):
@@ -90,6 +95,20 @@ def asarray(data: Any, dtype: Any = None, *, requires_grad: bool | None = None,
         stacked = _stack_nested(data, backend)
         return _from_tensor(stacked, dtype, requires_grad, None, None)
     return _as_tensor(data, dtype, bool(requires_grad), backend, copy, "asarray")
+
+
+def _check_device(data: Any, backend: Any, device: Any) -> None:
+    if backend is not None:
+        target = resolve(backend)
+    elif isinstance(data, Tensor):
+        target = data._backend
+    else:
+        source = None if not hasattr(data, "dtype") else _backend_of_or_none(data)
+        target = source if source is not None and source.name != "numpy" else get_backend()
+    if str(device) != str(target.device):
+        raise ArgumentError(f"asarray(device={device!r}): the result lives on backend "
+                            f"{target.name}, device {target.device!r}; choose the backend "
+                            "with backend=... (gradx never moves data to a device implicitly)")
 
 
 def _from_tensor(t: Tensor, dtype: Any, requires_grad: bool | None, backend: Any,
@@ -117,9 +136,16 @@ def _from_tensor(t: Tensor, dtype: Any, requires_grad: bool | None, backend: Any
 
 
 def _holds_tensor(data: Any) -> bool:
-    for v in data:
-        if isinstance(v, Tensor) or isinstance(v, list | tuple) and _holds_tensor(v):
+    """Whether a (nested) list or tuple holds a Tensor: one pass over the types of each
+    level's items, so a long list of numbers costs little next to its conversion."""
+    level = [data]
+    while level:
+        types = set(map(type, chain.from_iterable(level)))
+        if any(issubclass(t, Tensor) for t in types):
             return True
+        if not any(issubclass(t, list | tuple) for t in types):
+            return False
+        level = [v for v in chain.from_iterable(level) if isinstance(v, list | tuple)]
     return False
 
 
