@@ -22,8 +22,11 @@ class Entry:
     max_rel: float
     rtol: float
     atol: float
-    ok: bool
+    ok: bool  # the values are within tolerance
     note: str = ""  # why it failed besides the values: a shape or dtype that differs
+    # a gradient that shows nothing: "absent: ..." (no path reaches its input) or
+    # "zero: ..." (identically zero on both backends); "" when it flowed
+    flow: str = ""
 
 
 @dataclass
@@ -64,11 +67,19 @@ class ComparisonReport:
     skipped: dict[str, str] = field(default_factory=dict)
     divergences: list[Divergence] = field(default_factory=list)
     ops_recorded: int | None = None
+    allow_zero_grads: bool = False  # absent or all-zero gradients do not fail the comparison
 
     @property
     def ok(self) -> bool:
-        """True when every output and gradient is within tolerance and no primitive diverged."""
-        return all(e.ok for e in self.entries) and not self.divergences
+        """True when every output and gradient is within tolerance, every gradient flowed
+        (unless ``allow_zero_grads``) and no primitive diverged."""
+        return (all(e.ok for e in self.entries) and not self.divergences
+                and (self.allow_zero_grads or not self.no_flow))
+
+    @property
+    def no_flow(self) -> list[Entry]:
+        """The gradients that are absent or identically zero: agreement there shows nothing."""
+        return [e for e in self.entries if e.flow]
 
     @property
     def divergence(self) -> Divergence | None:
@@ -86,6 +97,11 @@ class ComparisonReport:
                                     f"all {n} within tolerance")
                 if len(self.backends) > 1 else
                 f"compare_backends: only {self.reference} ran, nothing was compared")
+        dry, grads = len(self.no_flow), sum(e.kind == "grad" for e in self.entries)
+        if dry:
+            head += ("; NOTHING FLOWED: every gradient is absent or zero" if dry == grads else
+                     f"; {dry} of {grads} gradients absent or zero")
+            head += " (allowed)" if self.allow_zero_grads else ""
         if self.ops_recorded is not None:
             head += f"; {self.ops_recorded} primitive calls recorded"
             head += f", first divergent: '{self.divergence.op}'" if self.divergences else ""
@@ -93,12 +109,13 @@ class ComparisonReport:
 
     def _rows(self) -> list[list[str]]:
         return [[e.kind, e.name, e.backend, str(e.shape), e.dtype, _num(e.max_abs),
-                 _num(e.max_rel), _num(e.rtol), _num(e.atol), "ok" if e.ok else "FAIL"]
+                 _num(e.max_rel), _num(e.rtol), _num(e.atol), _verdict(e)]
                 for e in self.entries]
 
     def _footer(self) -> list[str]:
         lines = [f"skipped {name}: {why}" for name, why in self.skipped.items()]
         lines += [f"{e.name} on {e.backend}: {e.note}" for e in self.entries if e.note]
+        lines += [f"{e.name} on {e.backend}: {e.flow}" for e in self.entries if e.flow]
         if self.ops_recorded is not None and not self.divergences:
             lines.append("per-op: no primitive diverged beyond tolerance")
         lines += [str(d) for d in self.divergences]
@@ -135,6 +152,15 @@ class ComparisonReport:
 _HEADER = ("kind", "name", "backend", "shape", "dtype", "max abs", "max rel", "rtol", "atol",
            "ok")
 _RIGHT = {5, 6, 7, 8, 9}
+
+
+def _verdict(e: Entry) -> str:
+    """The last column: FAIL for values beyond tolerance, else what a gradient lacked."""
+    if not e.ok:
+        return "FAIL"
+    if e.flow:
+        return "NO GRAD" if e.flow.startswith("absent") else "ZERO GRAD"
+    return "ok"
 
 
 def _num(v: float) -> str:

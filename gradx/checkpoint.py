@@ -217,17 +217,28 @@ def _rerun(state: _State, tensors: tuple) -> tuple[Tensor, list[Tensor]]:
             t.requires_grad = True
         call[slot] = t
         wanted.append(t)
+    # A closed-over Tensor that has stopped requiring grad since the forward pass (a
+    # transform's input once the transform returned) still has its edge in the node: it
+    # requires grad again while f runs, so that the recomputation records through it too.
+    revived = []
     for argnum in state.needed:
         if argnum >= n:
-            wanted.append(state.closed[argnum - n])
+            t = state.closed[argnum - n]
+            wanted.append(t)
+            if not t.requires_grad:
+                revived.append(t)
     current = _random.get_state()
     _random.set_state(state.rng)
     try:
         with contextlib.ExitStack() as stack:
             for enter in state.replay:
                 stack.enter_context(enter())
+            for t in revived:
+                t.requires_grad = True
             out = state.fn(*call, **state.kwargs)
     finally:
+        for t in revived:
+            t.requires_grad = False
         _random.set_state(current)
     if not isinstance(out, Tensor):
         raise ShapeError(f"checkpoint: f returned a {type(out).__name__} when recomputed in "

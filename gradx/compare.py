@@ -17,7 +17,7 @@ import gradx.backends as _backends
 
 from ._backend import backend_of, resolve, use_backend
 from ._compare_report import ComparisonReport, Divergence, Entry
-from ._primitive import _recorder, install_recorder
+from ._primitive import install_recorder, remove_recorder
 from ._tensor import Tensor
 from .errors import BackendUnavailableError
 
@@ -37,8 +37,8 @@ _GRADX_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (__fil
 
 def compare_backends(f: Callable, *args: Any, backends: Sequence[Any] = ("numpy", "cupy"),
                      grads: bool = True, per_op: bool = False, rtol: float | None = None,
-                     atol: float | None = None,
-                     skip_unavailable: bool = False) -> ComparisonReport:
+                     atol: float | None = None, skip_unavailable: bool = False,
+                     allow_zero_grads: bool = False) -> ComparisonReport:
     """Run ``f(*args)`` and its gradients on each backend and compare them with the first.
 
     ``args`` may be NumPy arrays, Tensors or nested tuples, lists and dicts of them; each
@@ -49,6 +49,11 @@ def compare_backends(f: Callable, *args: Any, backends: Sequence[Any] = ("numpy"
     ``report.skipped`` instead. ``per_op=True`` also compares every primitive call (forward,
     and backward when ``grads``) and names the first one beyond tolerance in
     ``report.divergence``, with the user's ``file:line`` that called it.
+
+    A gradient that is absent (no path from the outputs reaches that input: ``f`` detached
+    it, rebuilt its model inside, or never used it) or identically zero on every backend is
+    flagged, and fails the comparison: nothing flowed, so agreement proves nothing. Pass
+    ``allow_zero_grads=True`` when some inputs get no gradient by design; they stay listed.
 
     >>> report = compare_backends(f, x, backends=("numpy", "cupy"))  # doctest: +SKIP
     >>> assert report.ok, report
@@ -70,32 +75,38 @@ def compare_backends(f: Callable, *args: Any, backends: Sequence[Any] = ("numpy"
     host = [_host(v) for _, v in named]
     diff_at = [i for i, h in enumerate(host) if isinstance(h, np.ndarray) and h.dtype.kind == "f"]
     ref = resolved[0]
-    report = ComparisonReport(ref.name, [b.name for b in resolved], skipped=skipped)
+    report = ComparisonReport(ref.name, [b.name for b in resolved], skipped=skipped,
+                              allow_zero_grads=allow_zero_grads)
     ref_rec = _Recorder(ref.name, None, rtol, atol) if per_op else None
-    out_names, ref_values = _run(f, args, host, diff_at, ref, grads, ref_rec)
+    out_names, ref_values, ref_reached = _run(f, args, host, diff_at, ref, grads, ref_rec)
     report.ops_recorded = ref_rec.count if ref_rec is not None else None
     names = [("output", n) for n in out_names] + [
         ("grad", f"grad {named[i][0]}") for i in diff_at if grads]
+    n_out = len(out_names)
     for backend in resolved[1:]:
         rec = _Recorder(backend.name, ref_rec, rtol, atol) if per_op else None
-        _, values = _run(f, args, host, diff_at, backend, grads, rec)
-        for (kind, name), a, r in zip(names, values, ref_values, strict=True):
+        _, values, reached = _run(f, args, host, diff_at, backend, grads, rec)
+        for j, ((kind, name), a, r) in enumerate(zip(names, values, ref_values, strict=True)):
             d = _diff(a, r, rtol, atol)
+            flow = "" if kind != "grad" else _flow(
+                a, r, reached[j - n_out], ref_reached[j - n_out], backend.name, ref.name)
             report.entries.append(Entry(
                 kind, name, backend.name, ref.name, a.shape, str(a.dtype), d["max_abs"],
-                d["max_rel"], d["rtol"], d["atol"], d["ok"], d["note"]))
+                d["max_rel"], d["rtol"], d["atol"], d["ok"], d["note"], flow))
         if rec is not None and rec.finish() is not None:
             report.divergences.append(rec.divergence)
     return report
 
 
 def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any, grads: bool,
-         rec: _Recorder | None) -> tuple[list[str], list[np.ndarray]]:
-    """The names of f's outputs, and its outputs then gradients on ``backend`` as host arrays."""
+         rec: _Recorder | None) -> tuple[list[str], list[np.ndarray], list[bool]]:
+    """The names of f's outputs; its outputs then gradients on ``backend`` as host arrays;
+    and for each gradient whether the graph from the outputs reaches that input at all."""
     from .transforms import vjp
 
     leaves = [Tensor(backend.from_numpy(h)) if isinstance(h, np.ndarray) else h for h in host]
     token = install_recorder(rec) if rec is not None else None
+    reached: list[bool] = []
     try:
         with use_backend(backend):
             if grads and diff_at:
@@ -104,7 +115,9 @@ def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any,
                     for i, x in zip(diff_at, xs, strict=True):
                         full[i] = x
                     it = iter(full)
-                    return f(*_map(args, lambda _: next(it)))
+                    result = f(*_map(args, lambda _: next(it)))
+                    reached[:] = _reached(xs, result)  # while the inputs still require grad
+                    return result
 
                 out, vjp_fn = vjp(g, *[leaves[i] for i in diff_at])
                 cot = _map(out, lambda o: _ones(o, backend, rec is not None))
@@ -116,9 +129,41 @@ def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any,
                 out, gs = f(*_map(args, lambda _: next(it))), ()
     finally:
         if token is not None:
-            _recorder.reset(token)
+            remove_recorder(token)
     outs = _paths(out, "out", [])
-    return [n for n, _ in outs], [_value(o) for _, o in outs] + [_value(x) for x in gs]
+    return ([n for n, _ in outs], [_value(o) for _, o in outs] + [_value(x) for x in gs],
+            reached)
+
+
+def _reached(inputs: tuple, out: Any) -> list[bool]:
+    """For each input Tensor, whether the recorded graph of ``out``'s Tensors reaches it: a
+    gradient that cannot reach its input is absent, not zero."""
+    from ._tape import _toposort_impl
+
+    roots, found = [], set()
+    for _, o in _paths(out, "out", []):
+        if isinstance(o, Tensor) and o.requires_grad:
+            if o._node is None:
+                found.add(id(o))  # an input returned as it is
+            else:
+                roots.append(o._node)
+    leaves: set = set()
+    nodes = set(_toposort_impl(roots, leaves)) if roots else set()
+    found.update(id(leaf) for leaf in leaves)
+    return [id(x) in found if x._node is None else x._node in nodes for x in inputs]
+
+
+def _flow(a: np.ndarray, ref: np.ndarray, reached: bool, ref_reached: bool, backend: str,
+          reference: str) -> str:
+    """Why a gradient shows nothing: "" when it flowed, else a sentence for the report."""
+    where = [n for n, r in ((reference, ref_reached), (backend, reached)) if not r]
+    if where:
+        return ("absent: no gradient reaches this input on " + " and ".join(where) + " (f "
+                "detached it, rebuilt what uses it, or never used it)")
+    if a.size and not np.any(a) and not np.any(ref):
+        return (f"zero: the gradient is identically zero on {reference} and {backend}, so "
+                "their agreement shows nothing")
+    return ""
 
 
 def _ones(o: Any, backend: Any, track: bool) -> Any:

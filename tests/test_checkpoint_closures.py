@@ -201,6 +201,18 @@ def test_checkpoint_inside_grad_over_closed_over_parameters(backend):
         _close(grads[k], t)
 
 
+def test_checkpoint_inside_vjp_over_a_closed_over_input(backend):
+    rng = np.random.default_rng(15)
+    w0, x0 = rng.standard_normal((3, 2)), rng.standard_normal((4, 3))
+    f = lambda w, x: gx.checkpoint(lambda h: gx.tanh(h @ w))(x)  # noqa: E731
+    out, vjp_fn = gx.vjp(f, gx.tensor(w0), gx.tensor(x0))
+    gw, gx_ = vjp_fn(gx.ones_like(out))  # after vjp returned: w no longer requires grad
+    tw, tx = torch.tensor(w0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+    torch_checkpoint(lambda h: torch.tanh(h @ tw), tx, use_reentrant=False).sum().backward()
+    _close(gw, tw.grad)
+    _close(gx_, tx.grad)
+
+
 # -- second order --------------------------------------------------------------------------
 
 def test_create_graph_records_through_checkpoint(backend):
