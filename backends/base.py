@@ -97,6 +97,10 @@ class Backend:
     def copy(self, x: Any) -> Any:
         return self.xp.asarray(x, copy=True)
 
+    def dlpack(self, x: Any, **kwargs: Any) -> Any:
+        """``Tensor.__dlpack__``: the array's own capsule for whatever the consumer asked."""
+        return x.__dlpack__(**kwargs)
+
     def owned(self, x: Any) -> Any:
         """``x`` if it can be stored as a leaf's gradient, else a copy (broadcast views are
         read-only or alias one element many times). The tape has already made sure that
@@ -135,6 +139,51 @@ class Backend:
 
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on synchronous CPU backends."""
+
+    def fused_kernel(self, name: str) -> Any:
+        """A compiled elementwise update (``backends/cupy_kernels.py`` names them) that
+        returns True when it ran, or None where this backend has none: callers then run
+        their array code, which is the reference."""
+        return None
+
+    def dropout_mask(self, key: int, shape: tuple[int, ...], p: float, dtype: Any) -> Any:
+        """``1 / (1 - p)`` where ``splitmix_uniform(key)`` >= p, else 0, of ``shape`` and
+        ``dtype``: the mask is a pure function of the 64-bit ``key`` (drawn from gx.random's
+        host generator), so every backend drops the same units. Computed on the host and
+        copied here; a device backend computes it where its arrays live."""
+        host = _mask_from_uniform(np, splitmix_uniform(np, key, _size(shape)), p, np.float64)
+        return self.from_numpy(host.reshape(shape), dtype=self.dtype(dtype))  # one rounding
+
+
+# SplitMix64 (Steele, Lea & Flood 2014): element i of a mask is the (i+1)-th output of the
+# generator started at ``key``. Its outputs pass BigCrush; being a counter-based function of
+# (key, i), any backend computes any element alone, with no generator state to keep.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def splitmix_uniform(xp: Any, key: int, n: int) -> Any:
+    """(n,) float64 uniforms in [0, 1) on ``xp`` (NumPy, CuPy): the top 53 bits of the
+    SplitMix64 outputs from ``key``. Bit-identical on every namespace (integer arithmetic
+    modulo 2**64, then one exact conversion)."""
+    z = xp.arange(1, n + 1, dtype=xp.uint64) * _GOLDEN + np.uint64(key)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(xp.float64) * (1.0 / 9007199254740992.0)
+
+
+def _mask_from_uniform(xp: Any, u: Any, p: float, dtype: Any) -> Any:
+    """1 / (1 - p) where ``u >= p``, else 0, rounded once to ``dtype`` (as the kernel's
+    ``(T)scale``): 1 times the rounded scale is exact."""
+    return (u >= p).astype(dtype) * np.dtype(dtype).type(1.0 / (1.0 - p))
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def _is_scalar(v: Any) -> bool:

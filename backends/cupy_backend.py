@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, _mask_from_uniform, _size, splitmix_uniform
 
 INSTALL_HINT = 'pip install "gradx[cuda12]" (or "gradx[cuda13]" for CUDA 13)'
 
@@ -61,8 +61,19 @@ class CupyBackend(Backend):
         super().__init__(None)
         self._cp: Any = None
         self._xp: Any = None
+        self._reason: list[str | None] = []  # the probe's verdict, once it has run
+        self._kernels: dict[str, Any] = {}
 
     def unavailable_reason(self) -> str | None:
+        """Probed once per process: CuPy imports, sees a device, and a tiny elementwise
+        kernel and a tiny matmul run. The libraries CuPy loads lazily (NVRTC compiles the
+        kernel, cuBLAS runs the matmul) are otherwise missing only at the first real op.
+        Cached, so the hot path (every ``resolve``) asks the device nothing."""
+        if not self._reason:
+            self._reason.append(self._probe())
+        return self._reason[0]
+
+    def _probe(self) -> str | None:
         try:
             import cupy
         except ImportError:
@@ -75,6 +86,13 @@ class CupyBackend(Backend):
             return f"CuPy is installed but no CUDA device is usable ({exc})"
         if count < 1:
             return "CuPy is installed but this machine has no CUDA device"
+        try:
+            _run_tiny_kernels(cupy)
+        except Exception as exc:
+            return (f"CuPy sees {count} CUDA device(s) but a tiny kernel or matmul failed "
+                    f"({type(exc).__name__}: {exc}); the CUDA libraries CuPy loads lazily "
+                    f"(NVRTC, cuBLAS) are probably missing: install {INSTALL_HINT}, which "
+                    'brings them through "cupy-cuda12x[ctk]"')
         return None
 
     def _load(self) -> Any:
@@ -100,7 +118,11 @@ class CupyBackend(Backend):
 
     def asarray(self, obj: Any, dtype: Any = None, copy: bool | None = None) -> Any:
         cp = self._load()
-        return cp.array(obj, dtype=dtype) if copy else cp.asarray(obj, dtype=dtype)
+        try:
+            return cp.array(obj, dtype=dtype) if copy else cp.asarray(obj, dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            _refuse_non_numeric(obj, exc)
+            raise
 
     def from_numpy(self, a: np.ndarray, dtype: Any = None) -> Any:
         return self._load().asarray(a, dtype=dtype)
@@ -111,19 +133,43 @@ class CupyBackend(Backend):
     def copy(self, x: Any) -> Any:
         return x.copy()
 
+    def dlpack(self, x: Any, **kwargs: Any) -> Any:
+        """A host copy's capsule when the consumer names neither a device nor a stream, as
+        NumPy's ``from_dlpack(t)`` does (NumPy 2.4 cannot read a CUDA capsule and does not
+        ask for the CPU); a CUDA consumer (CuPy, PyTorch) passes its stream and gets the
+        zero-copy device capsule."""
+        if kwargs.get("dl_device") is None and kwargs.get("stream") is None:
+            kwargs = {**kwargs, "dl_device": (1, 0), "copy": True}  # kDLCPU, device 0
+        return x.__dlpack__(**kwargs)
+
     def owned(self, x: Any) -> Any:
-        if x.size > 1 and 0 in x.strides:
-            return x.copy()
-        return x
+        """``x`` when it owns its memory, else a row-major copy: a view (a transposed
+        gradient, a broadcast) kept as ``.grad`` would be read-only to ``writable``, so every
+        later accumulation and ``zero_grad(set_to_none=False)`` would allocate."""
+        if x.base is None:
+            return x
+        return self._load().array(x, order="C")
 
     def writable(self, x: Any) -> bool:
         return type(x) is self._load().ndarray and x.base is None  # views keep their base
 
     def scatter_add(self, target: Any, key: Any, values: Any) -> Any:
+        """``cupyx.scatter_add`` on a copy; complex values go in as two real halves, which
+        it accepts (it has no complex kernels)."""
         import cupyx
 
-        out = target.copy()
-        cupyx.scatter_add(out, key, values)
+        cp = self._load()
+        if target.dtype.kind != "c":
+            out = target.copy()
+            cupyx.scatter_add(out, key, values)
+            return out
+        values = cp.asarray(values, dtype=target.dtype)
+        re, im = cp.ascontiguousarray(target.real), cp.ascontiguousarray(target.imag)
+        cupyx.scatter_add(re, key, cp.ascontiguousarray(values.real))
+        cupyx.scatter_add(im, key, cp.ascontiguousarray(values.imag))
+        out = cp.empty_like(target)
+        out.real[...] = re
+        out.imag[...] = im
         return out
 
     def index_update(self, x: Any, key: Any, values: Any) -> Any:
@@ -133,3 +179,67 @@ class CupyBackend(Backend):
 
     def synchronize(self) -> None:
         self._load().cuda.get_current_stream().synchronize()
+
+    def fused_kernel(self, name: str) -> Any:
+        kernel = self._kernels.get(name)
+        if kernel is None:
+            from .cupy_kernels import SPECS, FusedKernel
+
+            kernel = self._kernels[name] = FusedKernel(self._load(), SPECS[name])
+        return kernel
+
+    def fused_kernel_failures(self) -> dict[str, str]:
+        """Kernels that could not run here, with why (the optimizers fell back to array code
+        for them): what a first GPU run prints."""
+        return {n: k.failure for n, k in self._kernels.items() if k.failure is not None}
+
+    def dropout_mask(self, key: int, shape: tuple[int, ...], p: float, dtype: Any) -> Any:
+        """The base class's mask, computed on the device: one fused kernel, or the same
+        SplitMix64 arithmetic in CuPy array code where the kernel cannot run. No host draw,
+        no copy, no sync."""
+        cp = self._load()
+        n = _size(shape)
+        if dtype in (np.float32, np.float64):
+            out = cp.empty(shape, dtype=dtype)
+            if self.fused_kernel("gradx_dropout_mask")(np.uint64(key), np.float64(p),
+                                                       np.float64(1.0 / (1.0 - p)), out):
+                return out
+        u = splitmix_uniform(cp, key, n)
+        return _mask_from_uniform(cp, u, p, dtype).reshape(shape)
+
+
+def _run_tiny_kernels(cupy: Any) -> None:
+    """An elementwise kernel (compiled by NVRTC) and a matmul (cuBLAS), read back."""
+    try:
+        import cupyx
+
+        allowed = cupyx.allow_synchronize(True)  # the read-back below is meant
+    except (ImportError, AttributeError):
+        import contextlib
+
+        allowed = contextlib.nullcontext()
+    with allowed:
+        a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+        b = a * 2.0 + 1.0
+        got = cupy.asnumpy(b @ a)
+    want = (np.arange(4.0).reshape(2, 2) * 2 + 1) @ np.arange(4.0).reshape(2, 2)
+    if not np.allclose(got, want):
+        raise RuntimeError(f"wrong result {got.tolist()}, expected {want.tolist()}")
+
+
+def _refuse_non_numeric(obj: Any, exc: Exception) -> None:
+    """Raise DTypeError when ``obj`` (Python data CuPy refused) is not numbers at all, as
+    the NumPy backend's ``tensor`` check does; anything else keeps CuPy's own error."""
+    if hasattr(obj, "__cuda_array_interface__") or hasattr(obj, "__dlpack__"):
+        return
+    try:
+        host = np.asarray(obj)
+    except Exception:
+        return
+    if not np.isdtype(host.dtype, ("bool", "numeric")):
+        from gradx.errors import DTypeError
+
+        raise DTypeError(
+            f"tensor: {type(obj).__name__} data gives dtype {host.dtype}, which no op can "
+            "compute with on backend 'cupy'; pass numbers (bool, integer, float or complex)"
+        ) from exc

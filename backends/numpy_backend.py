@@ -54,11 +54,18 @@ def _namespace() -> Any:
     return ns
 
 
+def _copy_c(x: Any) -> np.ndarray:
+    """A row-major copy: a gradient arriving as a transposed view is stored in its
+    parameter's own (C) order, so optimizer updates and flat-buffer copies stream through
+    memory instead of striding across it."""
+    return np.array(x, order="C")
+
+
 def _owned(x: Any) -> Any:
     """``Backend.owned``: a fresh result owns its memory; a view or subclass is copied."""
     if type(x) is np.ndarray and x.base is None:
         return x
-    return np.array(x)
+    return _copy_c(x)
 
 
 class NumpyBackend(Backend):
@@ -86,7 +93,7 @@ class NumpyBackend(Backend):
 
     # compiled, the same test with no Python frame: it runs for every leaf gradient
     owned = staticmethod(_owned if _native.extension() is None
-                         else _native.extension().owned_or_copy(np.ndarray, np.array))
+                         else _native.extension().owned_or_copy(np.ndarray, _copy_c))
 
     def writable(self, x: Any) -> bool:
         return type(x) is np.ndarray and x.base is None and x.flags.writeable

@@ -190,6 +190,10 @@ class SGD(Optimizer):
                                       maximize=maximize))
 
     def _update(self, p: Any, g: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
+        momentum = group["momentum"]
+        fused = _fused_kernel(p, g, "gradx_sgd_momentum" if momentum else "gradx_sgd")
+        if fused is not None and self._fused_update(fused, p, g, group, state):
+            return
         if group["maximize"]:
             g = -g
         if group["weight_decay"]:
@@ -205,6 +209,26 @@ class SGD(Optimizer):
             g = g + momentum * buf if group["nesterov"] else buf
         d = p.data
         d -= group["lr"] * g
+
+    @staticmethod
+    def _fused_update(kernel: Any, p: Any, g: Any, group: dict[str, Any],
+                      state: dict[str, Any]) -> bool:
+        """The update above as one kernel launch; False (nothing changed) where it cannot run."""
+        d = p.data
+        t = d.dtype.type
+        lr, wd, maximize = t(group["lr"]), t(group["weight_decay"]), group["maximize"]
+        momentum = group["momentum"]
+        if not momentum:
+            return kernel(g, lr, wd, maximize, d)
+        buf = state.get("momentum_buffer")
+        first = buf is None
+        if first:
+            buf = p.backend.xp.empty_like(d)  # written whole by the kernel
+        if not kernel(g, lr, wd, t(momentum), t(1.0 - group["dampening"]), maximize,
+                      group["nesterov"], first, d, buf):
+            return False
+        state["momentum_buffer"] = buf
+        return True
 
 
 class Adam(Optimizer):
@@ -226,12 +250,6 @@ class Adam(Optimizer):
         d = p.data
         lr, wd = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
-        if group["maximize"]:
-            g = -g
-        if wd and self._decoupled:
-            d *= 1.0 - lr * wd
-        elif wd:
-            g = g + wd * d
         if not state:
             state["step"] = 0
             state["exp_avg"] = xp.zeros_like(d)
@@ -241,6 +259,23 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        fused = _fused_kernel(p, g, "gradx_adam_amsgrad" if group["amsgrad"] else "gradx_adam")
+        if fused is not None:
+            t = d.dtype.type
+            decoupled = bool(wd) and self._decoupled
+            out = (d, m, v, state.setdefault("max_exp_avg_sq", xp.zeros_like(d))) \
+                if group["amsgrad"] else (d, m, v)
+            if fused(g, t(0.0 if decoupled else wd), t(1.0 - lr * wd if decoupled else 1.0),
+                     t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(group["eps"]),
+                     t(lr / (1.0 - beta1**step)), t(math.sqrt(1.0 - beta2**step)),
+                     group["maximize"], *out):
+                return
+        if group["maximize"]:
+            g = -g
+        if wd and self._decoupled:
+            d *= 1.0 - lr * wd
+        elif wd:
+            g = g + wd * d
         m *= beta1
         m += (1.0 - beta1) * g
         v *= beta2
@@ -266,6 +301,19 @@ class AdamW(Adam):
                  maximize: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize)
+
+
+def _fused_kernel(p: Any, g: Any, name: str) -> Any:
+    """The backend's fused update kernel for this parameter (CuPy: one launch instead of
+    about a dozen), or None where the backend has none or the arrays do not fit its float32
+    or float64 signature; the array code in ``_update`` is then the update."""
+    kernel = p.backend.fused_kernel(name)
+    if kernel is None:
+        return None
+    d = p.data
+    if g.dtype != d.dtype or g.shape != d.shape or d.dtype.kind != "f" or d.itemsize < 4:
+        return None
+    return kernel
 
 
 __all__ = ["Optimizer", "OptimizerError", "SGD", "Adam", "AdamW"]

@@ -70,3 +70,13 @@ def randn(*shape: int, dtype: Any = None, backend: Any = None) -> Any:
 
 def rand(*shape: int, dtype: Any = None, backend: Any = None) -> Any:
     return uniform(shape, dtype=dtype, backend=backend)
+
+
+def mask_key() -> int:
+    """One 64-bit key from the host generator, from which a backend computes a whole dropout
+    mask where its arrays live (``Backend.dropout_mask``: SplitMix64 counters, no device
+    generator state). So there is one stream: ``seed`` fixes the keys, ``get_state`` and
+    ``set_state`` replay them (a checkpointed block recomputes the same mask), every backend
+    turns a key into the same mask, and a mask of any size advances the host generator by
+    one draw, with no host-to-device copy on a device backend."""
+    return int(_state[0].integers(0, 2**64, dtype="uint64"))

@@ -59,6 +59,18 @@ def hot_path(request) -> str:
         yield request.param
 
 
+@pytest.fixture
+def numpy_default():
+    """NumPy as the process-wide default backend for the test, restored afterwards: for tests
+    that mix raw NumPy arrays with new tensors or read the default from another thread,
+    whatever GRADX_BACKEND says (``ci/gpu.sh`` runs the suite with GRADX_BACKEND=cupy)."""
+    previous = gx._backend._default[0]
+    gx.set_backend("numpy")
+    with gx.use_backend("numpy"):
+        yield
+    gx._backend._default[0] = previous
+
+
 @pytest.fixture(autouse=True)
 def _fresh_state():
     """Each test starts from the same seed and the float32 default."""

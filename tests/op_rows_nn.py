@@ -23,4 +23,10 @@ NN_ROWS: list[dict] = [
      "domain": "real", "order": 2},
     {"name": "softmax", "fn": F.softmax, "shapes": [(4, 3)], "kwargs": {"axis": 0},
      "domain": "real", "order": 2, "label": "axis0"},
+    {"name": "linear", "fn": F._linear, "shapes": [(3, 4), (2, 4)], "domain": "real",
+     "order": 2},
+    {"name": "linear", "fn": F._linear, "shapes": [(2, 3, 4), (5, 4)], "domain": "real",
+     "order": 2, "label": "batch"},
+    {"name": "linear", "fn": F._linear, "shapes": [(4,), (2, 4)], "domain": "real",
+     "order": 2, "label": "vector"},
 ]

@@ -29,7 +29,7 @@ def test_set_and_get_backend_round_trip():
         gx.set_backend(old)
 
 
-def test_use_backend_is_scoped_and_thread_local():
+def test_use_backend_is_scoped_and_thread_local(numpy_default):
     seen = {}
     with gx.use_backend("array_api_strict"):
         t = threading.Thread(target=lambda: seen.update(thread=gx.get_backend().name))
@@ -225,7 +225,8 @@ def test_regular_install_ships_backends_inside_gradx(tmp_path):
     code = ("import gradx, gradx.backends.numpy_backend as m; "
             "print(m.__file__); print(gradx.tensor([1.0]).backend.name)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(tmp_path / "site"),
+                                                  GRADX_BACKEND="numpy"),
                          check=True)
     assert str(tmp_path / "site") in out.stdout and out.stdout.strip().endswith("numpy")
 

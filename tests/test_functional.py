@@ -242,6 +242,9 @@ ERRORS = [
 @pytest.mark.parametrize("case", ERRORS, ids=[c[0] for c in ERRORS])
 def test_clear_errors(backend, case):
     _, fn, exc, match = case
+    if case[0] == "ce-label-range" and not gx.get_backend().host_resident:
+        pytest.skip("labels are range-checked only on host-resident backends (reading them "
+                    "back would sync the device); there out-of-range rows' losses are NaN")
     with pytest.raises(exc, match=match) as info:
         fn()
     assert isinstance(info.value, gx.GradxError)

@@ -143,7 +143,7 @@ class Sub(gx.Tensor):
     __slots__ = ("tag",)
 
 
-def test_tensor_subclasses_and_scalars_on_the_left(compiled):
+def test_tensor_subclasses_and_scalars_on_the_left(compiled, numpy_default):
     x = gx.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
     s = Sub(np.array([0.5, -1.0, 2.0]), requires_grad=True)
     s.tag = "mine"
@@ -154,7 +154,7 @@ def test_tensor_subclasses_and_scalars_on_the_left(compiled):
     assert type(x * s) is gx.Tensor and s.tag == "mine"
 
 
-def test_calls_the_compiled_dispatch_leaves_to_python(compiled):
+def test_calls_the_compiled_dispatch_leaves_to_python(compiled, numpy_default):
     def grads(on_compiled: bool) -> list[np.ndarray]:
         with _hot.using_compiled(on_compiled):
             x = gx.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
@@ -347,7 +347,7 @@ def _pushed(push, create: bool) -> list:
 
 
 @pytest.mark.parametrize("create", [False, True])
-def test_compiled_tangent_pass_matches_the_python_one(compiled, create):
+def test_compiled_tangent_pass_matches_the_python_one(compiled, create, numpy_default):
     from gradx import _forward, _speedups
 
     got, want = _pushed(_speedups.push, create), _pushed(_forward._push, create)
@@ -359,7 +359,7 @@ def test_compiled_tangent_pass_matches_the_python_one(compiled, create):
         np.testing.assert_array_equal(c, p)
 
 
-def test_compiled_tangent_pass_errors_and_references(compiled):
+def test_compiled_tangent_pass_errors_and_references(compiled, numpy_default):
     from gradx import _forward, _speedups, _tape
 
     x, loss = _tangent_graph()

@@ -187,7 +187,7 @@ def test_linear_init_like_pytorch():
     assert abs(w.std() - bound / math.sqrt(3)) < 0.02 * bound
 
 
-def test_linear_and_layernorm_match_torch():
+def test_linear_and_layernorm_match_torch(numpy_default):
     torch = pytest.importorskip("torch", reason="torch is not installed; parity tests need it")
     with gx.default_dtype("float64"):
         lin, norm = nn.Linear(5, 4), nn.LayerNorm(4)

@@ -219,7 +219,7 @@ def test_graph_has_no_reference_cycles():
         gc.enable()
 
 
-def test_ndarray_on_the_left_defers_to_tensor():
+def test_ndarray_on_the_left_defers_to_tensor(numpy_default):
     x = gx.tensor([1.0, 2.0], requires_grad=True)
     y = np.array([3.0, 4.0], dtype=np.float32) * x
     assert isinstance(y, gx.Tensor)

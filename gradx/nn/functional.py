@@ -105,29 +105,55 @@ def gelu(x: Any, /, *, approximate: str = "none") -> Any:
 
 def dropout(x: Any, /, p: float = 0.5, *, training: bool = True) -> Any:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p), so the
-    expected value is unchanged; the identity when not training. Draws from gx.random."""
+    expected value is unchanged; the identity when not training.
+
+    The mask comes from one key drawn from gx.random's seeded host generator
+    (``gx.random.mask_key``) and is computed where ``x`` lives, so a seed gives the same
+    mask on every backend and ``gx.random.set_state`` replays it."""
     if not 0.0 <= p <= 1.0:
         raise ArgumentError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    u = gx.random.uniform(tuple(x.shape), dtype=x.dtype, backend=x.backend)
-    keep = gx.floor(u + (1.0 - p))  # 1 where u >= p, i.e. with probability 1 - p
-    return x * (keep * (1.0 / (1.0 - p)))
+    backend = x.backend
+    mask = backend.dropout_mask(gx.random.mask_key(), tuple(x.shape), p, x.data.dtype)
+    return x * gx.Tensor._make(mask, backend, None, False, [0])
 
 
 # -- layers as functions ---------------------------------------------------------------
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Any:
     """x @ weight.T + bias with weight of shape (out_features, in_features), as in PyTorch."""
-    if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(
             f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
             f"{tuple(weight.shape)}; the input's last axis must equal weight.shape[1]"
         )
-    out = x @ weight.T
+    out = _linear(x, weight)
     return out if bias is None else out + bias
+
+
+@primitive(name="linear", saves_ans=False)
+def _linear(x: Any, weight: Any, /) -> Any:
+    """(..., in) @ (out, in).T -> (..., out). A primitive, not ``x @ weight.T``, so that the
+    weight's gradient is computed in the weight's own (row-major) layout, ``g.T @ x``, instead
+    of arriving as the transposed view of ``x.T @ g``: a view is copied or left read-only
+    when stored as ``.grad``, and a column-ordered gradient slows every optimizer step."""
+    return x @ weight.T
+
+
+def _linear_vjp_weight(g: Any, ans: Any, x: Any, weight: Any) -> Any:
+    if x.ndim == 1:
+        return gx.expand_dims(g, axis=-1) * x
+    if x.ndim > 2:  # batch axes folded into one: (N, out).T @ (N, in)
+        g, x = gx.reshape(g, (-1, g.shape[-1])), gx.reshape(x, (-1, x.shape[-1]))
+    return gx.matrix_transpose(g) @ x
+
+
+defvjp(_linear, lambda g, ans, x, weight: g @ weight, _linear_vjp_weight)
+defjvp(_linear, lambda t, ans, x, weight: t @ gx.matrix_transpose(weight),
+       lambda t, ans, x, weight: x @ gx.matrix_transpose(t))
 
 
 def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
