@@ -1,12 +1,20 @@
-"""Tensor methods that mirror the namespace functions (``x.sum(axis=0)``, ``x.exp()``)."""
+"""Tensor methods that mirror the namespace functions (``x.sum(axis=0)``, ``x.exp()``).
+
+Where a method's name means one thing in PyTorch and another in NumPy, the method follows
+PyTorch and the namespace function the Array API standard: ``x.transpose(d0, d1)`` swaps two
+dims (a permutation is ``permute_dims``), ``x.split(size)`` takes piece sizes (``gx.split`` a
+number of equal sections), ``x.sort()`` returns ``(values, indices)`` (``gx.sort`` the
+values), ``x.flatten(start_dim, end_dim)``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._tensor import Tensor
 from .errors import ArgumentError
+from .ops.indexing import sort
 from .ops.linalg import matmul
+from .ops.reductions import argsort
 from .ops.shape import permute_dims, split
 
 
@@ -30,7 +38,7 @@ def _install() -> None:
     for name in ("expand_dims", "squeeze", "flip", "broadcast_to", "tile", "permute_dims",
                  "moveaxis"):
         setattr(Tensor, name, getattr(sh, name))
-    for name in ("take", "sort", "take_along_axis"):
+    for name in ("take", "take_along_axis"):
         setattr(Tensor, name, getattr(ix, name))
     Tensor.clip = ew.clip
     Tensor.maximum = ew.maximum
@@ -108,10 +116,27 @@ def _split_method(self: Tensor, split_size_or_sections: Any, dim: int = 0) -> tu
     return tuple(split(self, cuts, axis=dim))
 
 
+class SortResult(NamedTuple):
+    """``x.sort()``'s result, as PyTorch's: sorted values and the indices they came from."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _sort_method(self: Tensor, dim: int = -1, descending: bool = False,
+                 stable: bool = True) -> SortResult:
+    """``values, indices = x.sort(dim=-1, descending=False)``: PyTorch's ``Tensor.sort``
+    (sorted values and their indices; ties keep their order). ``gx.sort(x)`` is the Array
+    API function, which returns the values only."""
+    return SortResult(sort(self, axis=dim, descending=descending, stable=stable),
+                      argsort(self, axis=dim, descending=descending, stable=stable))
+
+
 Tensor.reshape = _reshape_method
 Tensor.view = _reshape_method
 Tensor.transpose = _transpose_method
 Tensor.permute = _permute_method
 Tensor.flatten = _flatten_method
 Tensor.split = _split_method
+Tensor.sort = _sort_method
 _install()

@@ -308,3 +308,18 @@ def test_namespace_split_keeps_numpy_meaning(backend):
     x = gx.arange(6)
     assert [p.shape for p in gx.split(x, 2)] == [(3,), (3,)]  # 2 equal sections
     assert [p.shape for p in x.split(2)] == [(2,), (2,), (2,)]  # pieces of 2, as PyTorch
+
+
+@pytest.mark.parametrize("dim, descending", [(-1, False), (0, False), (1, True), (0, True)])
+def test_sort_method_returns_values_and_indices_like_torch(backend, dim, descending):
+    v = np.array([[3.0, 1.0, 2.0, 1.0], [0.5, 4.0, 0.5, -1.0], [2.0, 2.0, 7.0, 0.0]])
+    x, xt = _pair(v)
+    values, indices = x.sort(dim=dim, descending=descending)
+    vt, it = xt.sort(dim=dim, descending=descending, stable=True)
+    _close(values, vt)
+    np.testing.assert_array_equal(indices.numpy(), it.numpy())
+    gx.sum(values * gx.tensor(np.arange(12.0).reshape(3, 4))).backward()
+    (vt * torch.arange(12.0, dtype=torch.float64).reshape(3, 4)).sum().backward()
+    _close(x.grad, xt.grad)
+    np.testing.assert_allclose(gx.sort(x, axis=dim, descending=descending).numpy(),
+                               vt.detach().numpy())  # the namespace function: values only
