@@ -6,7 +6,8 @@ of saved values and the tangent pass of forward mode.
 ``_tensor`` and ``_forward`` are the reference and the fallback when the extension was not
 built (no C compiler at install time) or ``GRADX_PURE_PYTHON=1`` is set. Both must give
 identical results; the test suite runs the two side by side. (The namespace lookup and NumPy's
-``owned``, pure functions of their arguments, are chosen once at import: ``gradx._native``.)
+``owned``, pure functions of their arguments, and ``_tape.Scope``, the context manager of grad
+mode and the other scoped ContextVars, are chosen once at import: ``gradx._native``.)
 """
 
 from __future__ import annotations

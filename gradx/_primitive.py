@@ -11,27 +11,62 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextvars import ContextVar
+from sys import modules as _modules
 from typing import Any, NoReturn
 
-from ._tape import _DEBUG, _SEQ, Meta, Node, _annotate, _grad_enabled, new_node
+from ._tape import (
+    _COUNT_LOCK,
+    _DEBUG,
+    _SEQ,
+    Meta,
+    Node,
+    Scope,
+    _annotate,
+    _grad_enabled,
+    new_node,
+)
 from .errors import BackendMismatchError, GradxError, OpError, describe
 
 _REGISTRY: dict[str, Primitive] = {}
 _SCALARS = (bool, int, float, complex, type(None))
+_NOT_WEAK = object()
 _NONES = [(None,) * n for n in range(16)]
 # a node's argnums when its inputs needing gradients are the first, the second, both
 _FIRST, _SECOND, _FIRST_TWO = (0,), (1,), (0, 1)
 # Optional per-op recorder ``rec(prim, args, kwargs, ans)`` called after every
 # primitive on Tensors; gx.testing.compare_backends(per_op=True) sets it.
 _recorder: ContextVar[Callable | None] = ContextVar("gradx_op_recorder", default=None)
-_HOOKED = [False]  # set for good once a recorder is first installed, in any thread
+# True while any recorder is installed, in any thread: dispatch then goes through _finish
+# (the compiled path reads this cell too). _HOOKS counts the installed recorders.
+_HOOKED = [False]
+_HOOKS = [0]
+_HOOK_LOCK = _COUNT_LOCK  # the lock of the Python Scope's counts too
 _new = object.__new__
 
 
 def install_recorder(rec: Callable) -> Any:
-    """Set the per-op recorder of this context; returns the token for ``_recorder.reset``."""
-    _HOOKED[0] = True
+    """Set the per-op recorder of this context; returns the token for ``remove_recorder``."""
+    with _HOOK_LOCK:
+        _HOOKS[0] += 1
+        _HOOKED[0] = True
     return _recorder.set(rec)
+
+
+def recording(rec: Callable) -> Any:
+    """``with recording(rec):`` makes ``rec`` the per-op recorder of this context for the
+    block, counted in ``_HOOKS``/``_HOOKED``. A Scope: an interrupt can leave neither the
+    recorder installed nor the count off (``install_recorder`` followed by a ``try`` can)."""
+    return Scope((_recorder,), (rec,), (_HOOKS, _HOOKED))
+
+
+def remove_recorder(token: Any) -> None:
+    """Undo ``install_recorder``; dispatch takes its fast path again once none is left."""
+    try:
+        _recorder.reset(token)
+    finally:
+        with _HOOK_LOCK:
+            _HOOKS[0] -= 1
+            _HOOKED[0] = _HOOKS[0] > 0
 
 
 class Primitive:
@@ -318,7 +353,11 @@ def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                     argnums.append(i)
                     plist.append(a._node or a)
         elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
-            others = [a] if others is None else others + [a]
+            w = _weak_scalar(a)
+            if w is _NOT_WEAK:
+                others = [a] if others is None else others + [a]
+            else:  # a NumPy scalar: weak, as a Python scalar, on every backend
+                raw_list[i] = w
     if others is not None and any(_backend_of_arg(prim, args, a) is not backend
                                   for a in others):
         _mismatch(prim, args)
@@ -365,6 +404,32 @@ def _finish(prim: Primitive, args: tuple, kwargs: dict, ans: Any, backend: Any,
     return _make(ans, backend, node, True, version)
 
 
+def _weak_scalar(x: Any) -> Any:
+    """The Python scalar that NumPy scalar ``x`` (``np.float64``, ``np.int32``, ``np.bool_``,
+    ...) stands for, or ``_NOT_WEAK`` when ``x`` is not one.
+
+    A NumPy scalar combined with a Tensor is weak, as a Python scalar is and as PyTorch
+    treats it: it takes the Tensor's dtype, and works with every backend. Passed through, it
+    would be strong on NumPy (``float32 / np.float64`` is float64 there) and an array of
+    another backend elsewhere. Dispatch asks only after the ``type(b) in _SCALARS`` miss."""
+    np = _modules.get("numpy")  # no NumPy imported: no NumPy scalar exists
+    if np is None or not isinstance(x, np.number | np.bool_):
+        return _NOT_WEAK
+    v = x.item()
+    if type(v) not in _SCALARS:  # long double: no Python number holds it exactly
+        v = complex(x) if isinstance(x, np.complexfloating) else float(x)
+    return v
+
+
+def _weak(x: Any) -> Any:
+    """``x``, or the Python scalar it stands for when it is a NumPy scalar (Tensor's in-place
+    operators and ``__setitem__``, which compute on raw arrays without dispatch)."""
+    if type(x) in _SCALARS or isinstance(x, Tensor):
+        return x
+    w = _weak_scalar(x)
+    return x if w is _NOT_WEAK else w
+
+
 def _metas(raw: tuple) -> tuple:
     return tuple(Meta(a.shape, a.dtype) if hasattr(a, "shape") else a for a in raw)
 
@@ -374,7 +439,8 @@ def _mismatch(prim: Primitive, args: tuple) -> None:
     for a in args:
         if isinstance(a, Tensor):
             names.append(a._backend.name)
-        elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
+        elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice) \
+                and _weak_scalar(a) is _NOT_WEAK:
             names.append(backend_of(a).name)
     uniq = list(dict.fromkeys(names))
     raise BackendMismatchError(

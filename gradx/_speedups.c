@@ -1,14 +1,16 @@
 /* The hot path of gradx compiled: dispatch of a primitive on Tensors (apply, and Tensor's
  * arithmetic operators), the backward walk (walk, accumulate_leaves), forward mode's
  * tangent pass (push), the per-node helpers of tape passes (toposort, wrap_saved,
- * Tensor._make), the namespace lookup of op bodies (namespace_lookup) and NumPy's
- * Backend.owned (owned_or_copy).
+ * Tensor._make), the namespace lookup of op bodies (namespace_lookup), NumPy's
+ * Backend.owned (owned_or_copy), and Scope, the context manager of every ContextVar gradx
+ * sets for a block (grad mode, anomaly mode, the scoped backend), whose set and restore an
+ * interrupt cannot split.
  *
  * Each function is a line-for-line counterpart of a Python function (_primitive._apply,
  * the Tensor operator methods, _tape._walk, _tape._accumulate_leaves, _forward._push,
- * _tape._toposort, _tape._wrap_saved, Tensor._make, _backend._ns, numpy_backend._owned),
- * which stays the reference and the fallback. The Python classes Tensor, Node and
- * Primitive keep their __slots__; their offsets are read once from the member descriptors,
+ * _tape._toposort, _tape._wrap_saved, Tensor._make, _backend._ns, numpy_backend._owned,
+ * _tape._PyScope), which stays the reference and the fallback. The Python classes
+ * Tensor, Node and Primitive keep their __slots__; their offsets are read once from the member descriptors,
  * so a field is one load here instead of an attribute lookup. Anything rare (views,
  * recorders, errors, the first unbroadcast of a pair of shapes, anomaly checks, a tangent
  * to broadcast or cast) is left to the Python helpers handed over by configure(): only the
@@ -1438,7 +1440,14 @@ walk(PyObject *self, PyObject *const *fa, Py_ssize_t nfa)
                            into_grad))
                 goto fail_locals;
         }
+        int frees = 0; /* a node that saved nothing keeps its None or Meta stand-ins */
         if (!retain_graph) {
+            PyObject *sa = is_primitive(prim) ? SLOT(prim, PS.saves_args) : NULL;
+            PyObject *sn = sa != NULL ? SLOT(prim, PS.saves_ans) : NULL;
+            frees = sa == NULL || sn == NULL || sa == Py_True ? 1 : truthy(sn);
+            if (frees < 0) goto fail_locals;
+        }
+        if (frees) {
             Py_INCREF(Py_None);
             set_slot(node, NS.args, Py_None);
             Py_INCREF(Py_None);
@@ -1741,6 +1750,228 @@ owned_or_copy(PyObject *self, PyObject *const *a, Py_ssize_t n)
     return bind_pair(&owned_def, a[0], a[1]);
 }
 
+/* -- scopes of context variables ------------------------------------------------------ */
+
+/* Scope(vars, values, counted=None): a context manager that sets each ContextVar of the
+ * tuple vars to the value at the same index of values on __enter__ and restores the values
+ * they had on __exit__, in the thread that entered; _tape._PyScope is its reference.
+ * counted, if given, is a pair of one-item lists (count, flag): the number of entries open
+ * in any thread, and whether any is.
+ *
+ * Compiled so that an interrupt cannot split a pair: __enter__ and __exit__ run no Python
+ * bytecode, so a KeyboardInterrupt or an asynchronous exception, raised only between
+ * bytecodes, lands either before a variable is set (with __exit__ then not called) or after
+ * the with block's protection starts (with __exit__ then called), never in between. A
+ * Python __enter__ would check for one after ``var.set`` returns, and a Python __exit__ on
+ * entry. One object may be entered again, nested or by several threads at once (a
+ * decorated function): each entry is kept with its thread's identity, and __exit__
+ * restores the latest entry of its own thread. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *vars, *values, *counted, *saved; /* saved: list of (thread ident, previous) */
+} Scope;
+
+static PyTypeObject Scope_T;
+
+static int
+scope_traverse(Scope *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->vars);
+    Py_VISIT(self->values);
+    Py_VISIT(self->counted);
+    Py_VISIT(self->saved);
+    return 0;
+}
+
+static int
+scope_clear(Scope *self)
+{
+    Py_CLEAR(self->vars);
+    Py_CLEAR(self->values);
+    Py_CLEAR(self->counted);
+    Py_CLEAR(self->saved);
+    return 0;
+}
+
+static void
+scope_dealloc(Scope *self)
+{
+    PyObject_GC_UnTrack(self);
+    scope_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+scope_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"vars", "values", "counted", NULL};
+    PyObject *vars, *values, *counted = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!|O:Scope", names, &PyTuple_Type, &vars,
+                                     &PyTuple_Type, &values, &counted))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(vars);
+    if (n == 0 || PyTuple_GET_SIZE(values) != n) {
+        PyErr_SetString(PyExc_TypeError, "Scope: vars and values must be tuples of one length");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!PyContextVar_CheckExact(PyTuple_GET_ITEM(vars, i))) {
+            PyErr_SetString(PyExc_TypeError, "Scope: vars must be ContextVars");
+            return NULL;
+        }
+    if (counted != Py_None
+        && (!PyTuple_Check(counted) || PyTuple_GET_SIZE(counted) != 2
+            || !PyList_Check(PyTuple_GET_ITEM(counted, 0))
+            || PyList_GET_SIZE(PyTuple_GET_ITEM(counted, 0)) != 1
+            || !PyList_Check(PyTuple_GET_ITEM(counted, 1))
+            || PyList_GET_SIZE(PyTuple_GET_ITEM(counted, 1)) != 1)) {
+        PyErr_SetString(PyExc_TypeError, "Scope: counted must be None or ([count], [flag])");
+        return NULL;
+    }
+    Scope *self = (Scope *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->saved = PyList_New(0);
+    if (self->saved == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_INCREF(vars);
+    self->vars = vars;
+    Py_INCREF(values);
+    self->values = values;
+    if (counted != Py_None) {
+        Py_INCREF(counted);
+        self->counted = counted;
+    }
+    return (PyObject *)self;
+}
+
+/* add delta to the open-entry count and set the flag to count > 0; -1 on error */
+static int
+scope_count(Scope *self, long delta)
+{
+    if (self->counted == NULL) return 0;
+    PyObject *cell = PyTuple_GET_ITEM(self->counted, 0);
+    PyObject *flag = PyTuple_GET_ITEM(self->counted, 1);
+    long n = PyLong_AsLong(PyList_GET_ITEM(cell, 0));
+    if (n == -1 && PyErr_Occurred()) return -1;
+    n += delta;
+    if (n < 0) n = 0;
+    PyObject *v = PyLong_FromLong(n);
+    if (v == NULL) return -1;
+    PyObject *old = PyList_GET_ITEM(cell, 0);
+    PyList_SET_ITEM(cell, 0, v);
+    Py_DECREF(old);
+    PyObject *f = n > 0 ? Py_True : Py_False;
+    Py_INCREF(f);
+    old = PyList_GET_ITEM(flag, 0);
+    PyList_SET_ITEM(flag, 0, f);
+    Py_DECREF(old);
+    return 0;
+}
+
+/* set vars[i] to values[i] for i < n, from 0 (values: a tuple) or restore in reverse */
+static int
+scope_set(PyObject *vars, PyObject *values, Py_ssize_t n, int reverse)
+{
+    int rc = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t i = reverse ? n - 1 - k : k;
+        PyObject *tok = PyContextVar_Set(PyTuple_GET_ITEM(vars, i), PyTuple_GET_ITEM(values, i));
+        if (tok == NULL) rc = -1; /* go on: restore as much as can be */
+        Py_XDECREF(tok);
+    }
+    return rc;
+}
+
+static PyObject *
+scope_enter(Scope *self, PyObject *unused)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(self->vars);
+    PyObject *prev = PyTuple_New(n), *entry = NULL, *ident = NULL;
+    if (prev == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v;
+        if (PyContextVar_Get(PyTuple_GET_ITEM(self->vars, i), NULL, &v) < 0) goto fail;
+        if (v == NULL) { /* a variable without a default, never set: nothing to restore */
+            PyErr_SetString(PyExc_LookupError, "Scope: a ContextVar without a value");
+            goto fail;
+        }
+        PyTuple_SET_ITEM(prev, i, v);
+    }
+    ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident == NULL || (entry = PyTuple_Pack(2, ident, prev)) == NULL) goto fail;
+    if (PyList_Append(self->saved, entry) < 0) goto fail;
+    if (scope_set(self->vars, self->values, n, 0) < 0 || scope_count(self, 1) < 0) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        scope_set(self->vars, prev, n, 1);
+        Py_ssize_t last = PyList_GET_SIZE(self->saved) - 1;
+        PyList_SetSlice(self->saved, last, last + 1, NULL);
+        PyErr_Restore(et, ev, etb);
+        goto fail;
+    }
+    Py_DECREF(ident);
+    Py_DECREF(entry);
+    Py_DECREF(prev);
+    PyObject *r = n == 1 ? PyTuple_GET_ITEM(self->values, 0) : Py_None;
+    Py_INCREF(r);
+    return r;
+fail:
+    Py_XDECREF(ident);
+    Py_XDECREF(entry);
+    Py_DECREF(prev);
+    return NULL;
+}
+
+static PyObject *
+scope_exit(Scope *self, PyObject *const *a, Py_ssize_t n_args)
+{
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident == NULL) return NULL;
+    for (Py_ssize_t k = PyList_GET_SIZE(self->saved) - 1; k >= 0; k--) {
+        PyObject *entry = PyList_GET_ITEM(self->saved, k);
+        int mine = PyObject_RichCompareBool(PyTuple_GET_ITEM(entry, 0), ident, Py_EQ);
+        if (mine < 0) {
+            Py_DECREF(ident);
+            return NULL;
+        }
+        if (!mine) continue;
+        Py_DECREF(ident);
+        Py_INCREF(entry);
+        int rc = PyList_SetSlice(self->saved, k, k + 1, NULL);
+        rc |= scope_set(self->vars, PyTuple_GET_ITEM(entry, 1), PyTuple_GET_SIZE(self->vars), 1);
+        rc |= scope_count(self, -1);
+        Py_DECREF(entry);
+        if (rc) return NULL;
+        Py_RETURN_FALSE;
+    }
+    Py_DECREF(ident);
+    PyErr_SetString(PyExc_RuntimeError, "Scope.__exit__ without __enter__ in this thread");
+    return NULL;
+}
+
+static PyMethodDef scope_methods[] = {
+    {"__enter__", (PyCFunction)scope_enter, METH_NOARGS, "Set the variables."},
+    {"__exit__", (PyCFunction)(void (*)(void))scope_exit, METH_FASTCALL,
+     "Restore the values the variables had when this thread entered."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject Scope_T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gradx._speedups.Scope",
+    .tp_basicsize = sizeof(Scope),
+    .tp_dealloc = (destructor)scope_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Scope(vars, values, counted=None): set ContextVars for a with block; the "
+              "pair cannot be split by an interrupt.",
+    .tp_traverse = (traverseproc)scope_traverse,
+    .tp_clear = (inquiry)scope_clear,
+    .tp_methods = scope_methods,
+    .tp_new = scope_new,
+};
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_O, "Hand over the classes, flags and Python helpers."},
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
@@ -1802,6 +2033,14 @@ PyInit__speedups(void)
         || !small_ints[1] || !small_ints[2] || !argnums_first || !argnums_second
         || !argnums_both)
         return NULL;
-    if (PyType_Ready(&TensorOp_T) < 0) return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&TensorOp_T) < 0 || PyType_Ready(&Scope_T) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&Scope_T);
+    if (PyModule_AddObject(m, "Scope", (PyObject *)&Scope_T) < 0) {
+        Py_DECREF(&Scope_T);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

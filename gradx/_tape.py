@@ -15,11 +15,11 @@ import operator
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
 from contextvars import ContextVar
 from heapq import heapify, heappop, heappush
 from typing import Any
 
+from . import _native
 from ._shapes import sum_to
 from .errors import AnomalyError, GraphError, NotDifferentiableError, OpError, ShapeError
 
@@ -139,20 +139,103 @@ def is_grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
-class _GradMode(contextlib.ContextDecorator):
-    """Usable as ``with gx.no_grad():`` and as ``@gx.no_grad()``; thread-local."""
+class _PyScope:
+    """``Scope(vars, values, counted=None)``: set each ContextVar of the tuple ``vars`` to the
+    value at the same index of ``values`` for a ``with`` block, and restore the values they
+    had when the block ends. ``counted``, if given, is a pair of one-item lists ``(count,
+    flag)``: the number of entries open in any thread, and whether any is.
 
-    def __init__(self, on: bool) -> None:
+    One object may be entered again, nested or by several threads at once (a decorated
+    function): each thread keeps its own stack of entries.
+
+    This is the reference of the compiled ``gradx._speedups.Scope``, used where the
+    extension is not. The pair of a set and its restore must survive an interrupt
+    (Ctrl-C, an asynchronous exception), which Python raises between bytecodes, at a call's
+    return and a function's start: compiled, ``__enter__`` and ``__exit__`` run no bytecode,
+    so an interrupt lands either before the values are set (``__exit__`` is then not called)
+    or inside the block (it then is). Here ``__enter__`` undoes its own work when one lands
+    inside it, and ``__exit__`` restores with its first call, but one that lands as
+    ``__exit__`` starts leaves the values set."""
+
+    __slots__ = ("_vars", "_values", "_counted", "_local", "_result", "__dict__",
+                 "__weakref__")
+
+    def __new__(cls, vars: tuple, values: tuple, counted: tuple | None = None) -> Any:
+        if not (type(vars) is tuple and type(values) is tuple and vars
+                and len(vars) == len(values)):
+            raise TypeError("Scope: vars and values must be tuples of one length")
+        if not all(type(v) is ContextVar for v in vars):
+            raise TypeError("Scope: vars must be ContextVars")
+        self = object.__new__(cls)
+        self._vars = vars
+        self._values = values
+        self._counted = counted
+        self._local = threading.local()  # .stack: the values before, per open entry
+        self._result = values[0] if len(vars) == 1 else None  # what ``as`` receives
+        return self
+
+    def __enter__(self) -> Any:
+        vars = self._vars
+        prev = tuple([v.get() for v in vars])  # nothing is changed yet
+        stack = self._local.__dict__.setdefault("stack", [])
+        try:
+            for var, value in zip(vars, self._values, strict=True):
+                var.set(value)
+            stack.append(prev)
+            if self._counted is not None:
+                _count(self._counted, 1)
+        except BaseException:  # an interrupt inside: undo, most recent first
+            for var, value in zip(reversed(vars), reversed(prev), strict=True):
+                var.set(value)
+            if stack and stack[-1] is prev:
+                del stack[-1]
+            raise
+        return self._result  # no call between the try and the return
+
+    def __exit__(self, *exc: Any) -> bool:
+        # no call before the first restore: an interrupt is checked for at calls' returns
+        try:
+            stack = self._local.stack
+            prev = stack[-1]
+        except (AttributeError, IndexError):
+            raise RuntimeError("Scope.__exit__ without __enter__ in this thread") from None
+        del stack[-1]
+        vars = self._vars
+        vars[-1].set(prev[-1])
+        for i in range(len(vars) - 2, -1, -1):
+            vars[i].set(prev[i])
+        if self._counted is not None:
+            _count(self._counted, -1)
+        return False
+
+
+_COUNT_LOCK = threading.Lock()
+
+
+def _count(counted: tuple, delta: int) -> None:
+    cell, flag = counted
+    with _COUNT_LOCK:
+        cell[0] = max(cell[0] + delta, 0)
+        flag[0] = cell[0] > 0
+
+
+# The compiled Scope where the extension is in use (chosen once, as gradx._backend.ns is).
+Scope: Any = _PyScope if (_ext := _native.extension()) is None else _ext.Scope
+
+
+class ContextScope(Scope, contextlib.ContextDecorator):
+    """A :class:`Scope` that also decorates functions (``@gx.no_grad()``)."""
+
+
+class _GradMode(ContextScope):
+    """Usable as ``with gx.no_grad():`` and as ``@gx.no_grad()``; thread-local. (No Python
+    ``__enter__`` or ``__exit__`` here: an override would reopen the window an interrupt can
+    split.)"""
+
+    def __new__(cls, on: bool) -> Any:
+        self = super().__new__(cls, (_grad_enabled,), (on,))
         self.on = on
-        # one token stack per thread: the same object may be entered by several threads at
-        # once (a function decorated with @gx.no_grad() called from two threads)
-        self._local = threading.local()
-
-    def __enter__(self) -> None:
-        self._local.__dict__.setdefault("tokens", []).append(_grad_enabled.set(self.on))
-
-    def __exit__(self, *exc: Any) -> None:
-        _grad_enabled.reset(self._local.tokens.pop())
+        return self
 
 
 def no_grad() -> _GradMode:
@@ -169,16 +252,16 @@ def is_anomaly_enabled() -> bool:
     return _anomaly.get()
 
 
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
+class _AnomalyMode(ContextScope):
+    def __new__(cls) -> Any:
+        return super().__new__(cls, (_anomaly,), (True,))
+
+
+def detect_anomaly() -> ContextScope:
     """Make backward raise on the first NaN or infinity, naming the primitive and the
     file and line of the forward call that created it. Slow: for debugging only."""
     _DEBUG[0] = True
-    token = _anomaly.set(True)
-    try:
-        yield
-    finally:
-        _anomaly.reset(token)
+    return _AnomalyMode()
 
 
 # -- backward -------------------------------------------------------------------------
@@ -262,12 +345,13 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
         keep = _pruning(root_nodes, targets)
         if keep is None:
             targets = None  # nothing to prune and no interior node to stop at: a plain walk
-    token = _grad_enabled.set(create_graph)
-    try:
+    prev = _grad_enabled.get()
+    try:  # set inside the try: an interrupt just after the set still restores
+        _grad_enabled.set(create_graph)
         _walk_impl(root_nodes, grads, keep, targets, create_graph, retain_graph,
                    inputs is None and not create_graph)
     finally:
-        _grad_enabled.reset(token)
+        _grad_enabled.set(prev)
     if inputs is not None:
         return list(map(grads.get, keys))
     _leaves_impl(grads, create_graph)
@@ -344,7 +428,9 @@ def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,
                 grads[parent] = prev + gi
             else:  # only this sum holds prev (and it owns its memory): add in place
                 prev += gi
-        if not retain_graph:
+        if not retain_graph and (prim.saves_args is True or prim.saves_ans):
+            # a node that saved nothing (None or Meta stand-ins) keeps them: a later walk
+            # through it needs no freed value, as in PyTorch (x.to(other) twice)
             node.args = None
             node.ans = None
 
@@ -447,20 +533,21 @@ def _wrap_saved(node: Node, tensor_cls: Any) -> tuple[tuple, Any]:
 def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
     """Store or add each leaf's gradient into ``.grad``.
 
-    A first gradient is kept without a copy when nothing else holds the array (a fresh rule
+    A first gradient is kept without a copy when nothing else holds it (a fresh rule
     result), else copied, so no two leaves, saved values or user arrays ever share a
-    ``.grad`` buffer. A later one is added into the existing ``.grad`` in place."""
+    ``.grad`` buffer, and ``.grad`` is never the caller's seed: a seed reaches a leaf
+    unchanged through ``y = x`` or an identity rule (add), which also hands one object to
+    both of its inputs. A later one is added into the existing ``.grad`` in place."""
     for leaf in [k for k in grads if type(k) is not Node]:
         g = grads.pop(leaf)
         if isinstance(g, Tensor):  # recorded (create_graph), or a seed given as a Tensor
-            if not create_graph:
-                g = g.data
-            elif leaf.grad is None:
-                leaf.grad = g
+            if create_graph and g.requires_grad:  # keeps its graph: added out of place later
+                if leaf.grad is None:
+                    leaf.grad = g if _holders(g) <= _ONE_HOLDER else _recorded_copy(g)
+                else:
+                    leaf.grad = leaf.grad + g
                 continue
-            else:
-                leaf.grad = leaf.grad + g
-                continue
+            g = g.data  # no graph to keep: an array like any other, copied if held elsewhere
         backend = leaf._backend
         old = leaf.grad
         if old is None:
@@ -471,6 +558,19 @@ def _accumulate_leaves(grads: dict, create_graph: bool) -> None:
             leaf.grad = old + g
         else:
             leaf.grad = _add_into(old, g, backend)
+
+
+def _recorded_copy(g: Any) -> Any:
+    """A copy of Tensor ``g`` with its own memory that records (its gradient flows to
+    ``g``'s graph), whatever the caller's grad mode."""
+    from .ops.elementwise import astype
+
+    prev = _grad_enabled.get()
+    try:
+        _grad_enabled.set(True)
+        return astype(g, g.data.dtype, copy=True)
+    finally:
+        _grad_enabled.set(prev)
 
 
 def _add_into(old: Any, g: Any, backend: Any) -> Any:
