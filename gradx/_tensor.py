@@ -449,8 +449,11 @@ def is_complex(dtype: Any) -> bool:
 
 def _reject_complex(op: str, t: Tensor, value: Any) -> None:
     """Raise for a complex scalar or array written into or combined in place with ``t``."""
-    dtype = getattr(value, "dtype", None)
-    if type(value) is complex or dtype is not None and is_complex(dtype):
+    cls = type(value)
+    if cls is float or cls is int:  # the common cases first: an in-place update is per step
+        return
+    dtype = value.data.dtype if cls is Tensor else getattr(value, "dtype", None)
+    if cls is complex or dtype is not None and dtype is not t.data.dtype and is_complex(dtype):
         raise DTypeError(
             f"{op}: {describe(t)} with a complex {type(value).__name__}"
             f"{'' if dtype is None else f' of dtype {dtype}'}: complex numbers are not "
