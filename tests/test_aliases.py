@@ -265,3 +265,18 @@ def test_in_place_without_recording_writes_through_aliases(backend):
     v = x[0, ...]
     x *= 3.0
     np.testing.assert_allclose(v.numpy(), 3 * X[0])
+
+
+def test_transform_input_shares_the_callers_version_counter(backend):
+    """grad(f)(t) hands f a Tensor over t's memory: writing into t while f runs must reach
+    backward's version check (it gave 2 * 10 for the overwritten element before)."""
+    t = gx.tensor([1.0, 2.0], dtype="float64")
+
+    def f(x):
+        y = x * x  # saves x, which is t's memory
+        t[0] = 10.0
+        return gx.sum(y)
+
+    with pytest.raises(gx.GraphError, match="multiply.*modified in place"):
+        gx.grad(f)(t)
+    np.testing.assert_allclose(gx.grad(lambda x: gx.sum(x * x))(t).numpy(), [20.0, 4.0])
