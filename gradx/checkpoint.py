@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import random as _random
-from ._primitive import _recorder, defvjp_argnum, install_recorder, primitive, remove_recorder
+from ._primitive import _recorder, defvjp_argnum, primitive, recording
 from ._tape import _SEQ, _grad_enabled, backward, no_grad
 from ._tensor import Tensor
 from .errors import BackendMismatchError, ShapeError, describe
@@ -120,12 +120,8 @@ def _forward(f: Callable, args: tuple, kwargs: dict) -> Any:
         template[i] = None
     rng = _random.get_state()
     outside = _Outside(_recorder.get(), next(_SEQ))
-    token = install_recorder(outside)
-    try:
-        with no_grad():
-            out = f(*call, **kwargs)
-    finally:
-        remove_recorder(token)
+    with recording(outside), no_grad():
+        out = f(*call, **kwargs)
     if not isinstance(out, Tensor):
         raise ShapeError(f"checkpoint: f must return a single Tensor, got {type(out).__name__}")
     closed = outside.tensors

@@ -4,6 +4,7 @@ differs and the line of user code that called it."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -17,7 +18,7 @@ import gradx.backends as _backends
 
 from ._backend import backend_of, resolve, use_backend
 from ._compare_report import ComparisonReport, Divergence, Entry
-from ._primitive import install_recorder, remove_recorder
+from ._primitive import recording
 from ._tensor import Tensor
 from .errors import BackendUnavailableError
 
@@ -105,9 +106,8 @@ def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any,
     from .transforms import vjp
 
     leaves = [Tensor(backend.from_numpy(h)) if isinstance(h, np.ndarray) else h for h in host]
-    token = install_recorder(rec) if rec is not None else None
     reached: list[bool] = []
-    try:
+    with recording(rec) if rec is not None else contextlib.nullcontext():
         with use_backend(backend):
             if grads and diff_at:
                 def g(*xs: Any) -> Any:
@@ -127,9 +127,6 @@ def _run(f: Callable, args: tuple, host: list, diff_at: list[int], backend: Any,
             else:
                 it = iter(leaves)
                 out, gs = f(*_map(args, lambda _: next(it))), ()
-    finally:
-        if token is not None:
-            remove_recorder(token)
     outs = _paths(out, "out", [])
     return ([n for n, _ in outs], [_value(o) for _, o in outs] + [_value(x) for x in gs],
             reached)

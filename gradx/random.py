@@ -3,11 +3,13 @@ seed gives the same numbers on every backend."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from gradx.backends.base import new_host_generator
 
 from ._backend import get_backend, resolve
+from .errors import ArgumentError
 from .ops.creation import get_default_dtype
 
 _state = [new_host_generator(None)]
@@ -21,6 +23,37 @@ def seed(s: int | None) -> None:
 def host_generator() -> Any:
     """The seeded host generator itself (a NumPy ``Generator``)."""
     return _state[0]
+
+
+def get_state() -> dict[str, Any]:
+    """A copy of the host generator's state (a plain dict), for ``set_state``.
+
+    ``gx.checkpoint`` saves it before a block's forward pass and restores it for the
+    recomputation, so dropout draws the same mask both times.
+
+    >>> s = gx.random.get_state(); a = gx.random.rand(3)
+    >>> gx.random.set_state(s); b = gx.random.rand(3)   # a == b
+    """
+    return copy.deepcopy(_state[0].bit_generator.state)
+
+
+def set_state(state: dict[str, Any]) -> None:
+    """Put the host generator back in ``state`` (from ``get_state``): the draws that
+    followed ``get_state`` come again. The generator object itself is kept, so a reference
+    from ``host_generator()`` follows too."""
+    bits = _state[0].bit_generator
+    if not isinstance(state, dict) or state.get("bit_generator") != type(bits).__name__:
+        raise ArgumentError(
+            f"gx.random.set_state: expected a state from gx.random.get_state() for a "
+            f"{type(bits).__name__} generator, got "
+            + (f"a state for {state.get('bit_generator')!r}" if isinstance(state, dict)
+               else type(state).__name__))
+    try:
+        bits.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ArgumentError(f"gx.random.set_state: the state does not fit the "
+                            f"{type(bits).__name__} generator ({type(exc).__name__}: {exc}); "
+                            "pass a state from gx.random.get_state()") from exc
 
 
 def _place(host: Any, dtype: Any, backend: Any, requires_grad: bool) -> Any:
