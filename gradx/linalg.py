@@ -7,6 +7,7 @@ does: a sum of squares overflows float16 long before the norm itself does.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from ._primitive import composed
@@ -87,6 +88,13 @@ def _matrix(x: Any, ord: Any, rows: int, cols: int, keepdims: bool) -> Any:
     return out if keepdims else sum(out, axis=(rows, cols))
 
 
+def _index_or_tuple(axis: Any) -> int | tuple:
+    """An axis argument as an int (NumPy integers too) or a tuple of ints."""
+    if hasattr(axis, "__index__"):
+        return operator.index(axis)
+    return tuple(operator.index(a) for a in axis)
+
+
 def _check_vector_ord(op: str, ord: Any) -> None:
     if isinstance(ord, str | bool) or not isinstance(ord, int | float):
         raise ArgumentError(f"{op}: ord={ord!r} is not a vector norm order; pass a number "
@@ -109,7 +117,8 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False,
                 ord: Any = 2) -> Any:
     """The Array API's vector norm over ``axis`` (None: all axes, flattened; or a tuple)."""
     _check_vector_ord("vector_norm", ord)
-    axes = None if axis is None else normalize_axis(axis, x.ndim, "vector_norm")
+    axes = None if axis is None else normalize_axis(_index_or_tuple(axis), x.ndim,
+                                                    "vector_norm")
     return _widened(_vector, x, ord, axes, keepdims)
 
 
@@ -136,7 +145,8 @@ def norm(x: Any, /, ord: Any = None, axis: Any = None, keepdims: bool = False) -
                              f"shape {tuple(x.shape)}; pass axis= (one axis for a vector "
                              "norm, two for a matrix norm)")
         axis = tuple(range(x.ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axis = _index_or_tuple(axis)
+    axes = (axis,) if isinstance(axis, int) else axis
     if len(axes) == 1:
         _check_vector_ord("norm", 2 if ord is None else ord)
         a = normalize_axis(axes, x.ndim, "norm")

@@ -571,3 +571,20 @@ def test_take_along_axis_negative_indices(backend):
     idx = gx.tensor(np.array([[-1, 0], [2, -3]]))
     gx.testing.check_grads(lambda x: gx.take_along_axis(x, idx, axis=1),
                            gx.tensor(_draw((2, 3))[0]), order=2)
+
+
+def test_norm_takes_numpy_integer_axes(backend):
+    x = gx.tensor(_draw((2, 3))[0])
+    for axis in (np.int64(1), (np.int64(0),), [0, np.int64(1)]):
+        expect = np.linalg.norm(x.numpy(), ord=1, axis=axis if not isinstance(axis, list)
+                                else tuple(axis))
+        np.testing.assert_allclose(gx.linalg.norm(x, ord=1, axis=axis).numpy(), expect)
+    np.testing.assert_allclose(gx.linalg.vector_norm(x, axis=np.int64(0)).numpy(),
+                               np.linalg.norm(x.numpy(), axis=0))
+
+
+@pytest.mark.parametrize("spec", ["bA", "aB", "...bA", "Ba,a"])
+def test_einsum_implicit_output_order_matches_torch(backend, spec):
+    shapes = [(2, 3)] + ([(3,)] if "," in spec else [])
+    _compare(backend, lambda *xs: gx.einsum(spec, *xs), lambda *ts: torch.einsum(spec, *ts),
+             _draw(*shapes))
