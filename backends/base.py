@@ -6,6 +6,7 @@ overrides only what it can do faster or what the standard lacks.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -151,7 +152,7 @@ class Backend:
         ``dtype``: the mask is a pure function of the 64-bit ``key`` (drawn from gx.random's
         host generator), so every backend drops the same units. Computed on the host and
         copied here; a device backend computes it where its arrays live."""
-        host = _mask_from_uniform(np, splitmix_uniform(np, key, _size(shape)), p, np.float64)
+        host = _mask_from_uniform(np, splitmix_uniform(np, key, math.prod(shape)), p, np.float64)
         return self.from_numpy(host.reshape(shape), dtype=self.dtype(dtype))  # one rounding
 
 
@@ -177,13 +178,6 @@ def _mask_from_uniform(xp: Any, u: Any, p: float, dtype: Any) -> Any:
     """1 / (1 - p) where ``u >= p``, else 0, rounded once to ``dtype`` (as the kernel's
     ``(T)scale``): 1 times the rounded scale is exact."""
     return (u >= p).astype(dtype) * np.dtype(dtype).type(1.0 / (1.0 - p))
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def _is_scalar(v: Any) -> bool:

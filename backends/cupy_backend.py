@@ -3,12 +3,14 @@ device raises BackendUnavailableError saying which is missing and how to install
 
 from __future__ import annotations
 
+import contextlib
+import math
 import types
 from typing import Any
 
 import numpy as np
 
-from .base import Backend, _mask_from_uniform, _size, splitmix_uniform
+from .base import Backend, _mask_from_uniform, splitmix_uniform
 
 INSTALL_HINT = 'pip install "gradx[cuda12]" (or "gradx[cuda13]" for CUDA 13)'
 
@@ -198,13 +200,12 @@ class CupyBackend(Backend):
         SplitMix64 arithmetic in CuPy array code where the kernel cannot run. No host draw,
         no copy, no sync."""
         cp = self._load()
-        n = _size(shape)
         if dtype in (np.float32, np.float64):
             out = cp.empty(shape, dtype=dtype)
             if self.fused_kernel("gradx_dropout_mask")(np.uint64(key), np.float64(p),
                                                        np.float64(1.0 / (1.0 - p)), out):
                 return out
-        u = splitmix_uniform(cp, key, n)
+        u = splitmix_uniform(cp, key, math.prod(shape))
         return _mask_from_uniform(cp, u, p, dtype).reshape(shape)
 
 
@@ -215,8 +216,6 @@ def _run_tiny_kernels(cupy: Any) -> None:
 
         allowed = cupyx.allow_synchronize(True)  # the read-back below is meant
     except (ImportError, AttributeError):
-        import contextlib
-
         allowed = contextlib.nullcontext()
     with allowed:
         a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
