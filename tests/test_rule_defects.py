@@ -308,6 +308,7 @@ POW_POINTS = (_grid([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, inf, nan],
               (np.array([[0.0], [2.0], [-1.5]]), np.array([0.0, 1.0, 2.0, 0.5])),
               (np.array(0.0), np.array(0.0)), (np.array(0.0), np.array([0.0, 1.0, 2.0])))
 
+ZERO_D = (np.array(-1.25),)
 REDUCE_POINTS = (
     (np.array([[1.5, -2.0, 0.5, 3.0], [0.0, 2.0, -1.0, 4.0], [0.0, 0.0, 3.0, -1.0],
                [0.0, 0.0, 0.0, 0.0], [2.0, 2.0, -1.0, 2.0], [1.0, -inf, 3.0, 0.5],
@@ -417,6 +418,19 @@ ROWS = [
            lambda x: torch.log_softmax(x, -1), SOFTMAX_POINTS),
     Oracle("layer_norm", lambda x: F.layer_norm(x, 4),
            lambda x: torch.nn.functional.layer_norm(x, (4,)), FINITE_ROWS[:1]),
+    Oracle("layer_norm-affine",
+           lambda x, w, b: F.layer_norm(x, 4, w, b),
+           lambda x, w, b: torch.nn.functional.layer_norm(x, (4,), w, b),
+           ((FINITE_ROWS[0][0], np.array([0.5, -1.0, 2.0, 1.5]),
+             np.array([0.1, 0.0, -0.3, 2.0])),)),
+    # full reductions, also of 0-d inputs
+    Oracle("max-all", gx.max, torch.amax, ((np.array([[1.0, 3.0], [3.0, -2.0]]),), ZERO_D)),
+    Oracle("min-all", gx.min, torch.amin, ((np.array([[1.0, -3.0], [3.0, -3.0]]),), ZERO_D)),
+    Oracle("prod-all", gx.prod, torch.prod, ((np.array([[1.5, 0.0], [3.0, -2.0]]),), ZERO_D)),
+    Oracle("sum-0d", gx.sum, torch.sum, (ZERO_D,)),
+    Oracle("mean-0d", gx.mean, torch.mean, (ZERO_D,)),
+    Oracle("var-0d", gx.var, lambda x: torch.var(x, correction=0), (ZERO_D,)),
+    Oracle("logsumexp-0d", gx.logsumexp, lambda x: torch.logsumexp(x, ()), (ZERO_D,)),
 ]
 
 
@@ -718,3 +732,25 @@ def test_layer_norm_float16_is_not_zero(backend):
     gx.sum(out * w).backward()
     assert np.abs(out.numpy()).max() > 1.0
     assert np.abs(x.grad.numpy()).max() > 0 and x.grad.dtype == x.dtype
+
+
+def test_clip_with_tensor_bounds_shares_ties(backend):
+    # composed of maximum and minimum: a tie with a bound shares the gradient 0.5 / 0.5
+    # (PyTorch's clamp gives all of it to the input)
+    x = gx.tensor([-1.0, 0.5, 2.0, 3.0], dtype="float64")
+    lo = gx.tensor([-1.0, 0.0, 0.0, 0.0], dtype="float64")
+    hi = gx.tensor([2.0, 2.0, 2.0, 2.0], dtype="float64")
+    g = gx.grad(lambda a, b, c: gx.sum(gx.clip(a, b, c)), argnums=(0, 1, 2))(x, lo, hi)
+    np.testing.assert_array_equal(g[0].numpy(), [0.5, 1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(g[1].numpy(), [0.5, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(g[2].numpy(), [0.0, 0.0, 0.5, 1.0])
+
+
+def test_float16_mean_of_many_elements(backend):
+    if backend != "numpy":
+        pytest.skip("float16 is not an Array API dtype")
+    n = 70_000  # above float16's largest finite number: n itself is inf there
+    x = gx.tensor(np.full(n, 2.0, dtype=np.float16))
+    y, g = gx.value_and_grad(lambda t: gx.mean(t))(x)
+    assert y.item() == 2.0 and g.dtype == x.dtype
+    np.testing.assert_array_equal(g.numpy(), np.float16(1 / n))  # rounded once (a subnormal)
