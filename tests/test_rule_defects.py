@@ -283,7 +283,10 @@ DIFFERENCES = {
                        "reverse mode does; its forward mode takes only y's tangent)",
     "prod": "exact derivative where a slice holds an infinity (PyTorch NaN from inf / inf)",
     "logsumexp": "a slice holding +inf has NaN gradients in every entry (PyTorch: NaN at the "
-                 "inf, 0 at finite entries)",
+                 "inf, 0 at finite entries). Tied maxima at 1e300 get 0.5 each, exactly "
+                 "(PyTorch's exp(x - lse) gives 1 each; test_stability checks gradx's)",
+    "softmax/log_softmax": "a slice holding +inf: softmax 0 and log_softmax -inf at the finite "
+                           "entries, their limits (PyTorch NaN in the whole slice)",
     "max/min": "ties share the gradient equally with an axis too (as PyTorch's amax/amin; "
                "its max(dim) gives it to one index); a NaN extremum gives its slice NaN "
                "gradients (as amax; PyTorch's full max() splits it among the NaNs)",
