@@ -692,11 +692,17 @@ def test_var_and_std_without_degrees_of_freedom(backend, host, correction, axis)
 # -- defect 18: float16 reductions accumulate in float32 -------------------------------------
 
 HALF = np.array([[1.0, 300.0, -400.0, 5.0], [0.25, -0.5, 0.75, 0.0]], dtype=np.float16)
+W16 = np.array([0.3, -1.7, 2.1, 0.9], dtype=np.float16)
+B16 = np.array([0.1, 0.2, -0.3, 1.0], dtype=np.float16)
 
 
 @pytest.mark.parametrize("name, f, tf", [
     ("layer_norm", lambda t: F.layer_norm(t, 4),
      lambda t: torch.nn.functional.layer_norm(t, (4,))),
+    ("layer_norm-affine",
+     lambda t: F.layer_norm(t, 4, gx.tensor(W16), gx.tensor(B16)),
+     lambda t: torch.nn.functional.layer_norm(t, (4,), torch.tensor(W16).to(t.dtype),
+                                              torch.tensor(B16).to(t.dtype))),
     ("std", lambda t: gx.std(t, axis=-1), lambda t: torch.std(t, -1, correction=0)),
     ("std-all", lambda t: gx.std(t), lambda t: torch.std(t, correction=0)),
     ("var", lambda t: gx.var(t * 0.25, axis=-1), lambda t: torch.var(t * 0.25, -1, correction=0)),

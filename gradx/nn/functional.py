@@ -177,12 +177,12 @@ def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = No
     xc = x - mu
     var = gx.mean(xc * xc, axis=axes, keepdims=True)
     out = xc / gx.sqrt(var + eps)
-    if half:
-        out = gx.astype(out, dtype)
     if weight is not None:
         out = out * weight
     if bias is not None:
         out = out + bias
+    if half and all(p is None or _is_half(p) for p in (weight, bias)):
+        out = gx.astype(out, dtype)  # rounded once, after the affine step (as PyTorch)
     return out
 
 
