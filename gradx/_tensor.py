@@ -380,8 +380,8 @@ class Tensor:
         """Record ``op(*args, **kwargs)`` out of place and make this tensor its result.
 
         The result is a new array: the old one is not written, so every node that saved it
-        (the one just recorded included: multiply, divide, pow and index_update save their
-        inputs) still reads the values it saw, and this tensor takes the result's memory and
+        (the one just recorded included: multiply, divide and pow save their inputs) still
+        reads the values it saw, and this tensor takes the result's memory and
         version counter. (The rebinding once bumped the old counter, which made every
         backward through ``h *= y`` on a non-leaf raise.) Tensors that shared the old memory
         (views, ``detach()``) keep the old values, where PyTorch would update them too; an
