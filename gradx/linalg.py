@@ -88,6 +88,11 @@ def _matrix(x: Any, ord: Any, rows: int, cols: int, keepdims: bool) -> Any:
     return out if keepdims else sum(out, axis=(rows, cols))
 
 
+def _op(name: str, x: Any) -> str:
+    """The op and its input, for error messages."""
+    return f"{name} of an array of shape {tuple(x.shape)}"
+
+
 def _index_or_tuple(axis: Any) -> int | tuple:
     """An axis argument as an int (NumPy integers too) or a tuple of ints."""
     if hasattr(axis, "__index__"):
@@ -116,16 +121,16 @@ def _check_matrix_ord(op: str, ord: Any) -> None:
 def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False,
                 ord: Any = 2) -> Any:
     """The Array API's vector norm over ``axis`` (None: all axes, flattened; or a tuple)."""
-    _check_vector_ord("vector_norm", ord)
+    _check_vector_ord(_op("vector_norm", x), ord)
     axes = None if axis is None else normalize_axis(_index_or_tuple(axis), x.ndim,
-                                                    "vector_norm")
+                                                    _op("vector_norm", x))
     return _widened(_vector, x, ord, axes, keepdims)
 
 
 @composed
 def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     """The Array API's matrix norm of the last two axes of ``x`` (..., m, n)."""
-    _check_matrix_ord("matrix_norm", ord)
+    _check_matrix_ord(_op("matrix_norm", x), ord)
     if x.ndim < 2:
         raise ShapeError(f"matrix_norm: needs an array of at least 2 dimensions, got shape "
                          f"{tuple(x.shape)}; use vector_norm for vectors")
@@ -148,14 +153,14 @@ def norm(x: Any, /, ord: Any = None, axis: Any = None, keepdims: bool = False) -
     axis = _index_or_tuple(axis)
     axes = (axis,) if isinstance(axis, int) else axis
     if len(axes) == 1:
-        _check_vector_ord("norm", 2 if ord is None else ord)
-        a = normalize_axis(axes, x.ndim, "norm")
+        _check_vector_ord(_op("norm", x), 2 if ord is None else ord)
+        a = normalize_axis(axes, x.ndim, _op("norm", x))
         return _widened(_vector, x, ord, a, keepdims)
     if len(axes) == 2:
-        _check_matrix_ord("norm", "fro" if ord is None else ord)
-        rows, cols = (normalize_axis(a, x.ndim, "norm")[0] for a in axes)
+        _check_matrix_ord(_op("norm", x), "fro" if ord is None else ord)
+        rows, cols = (normalize_axis(a, x.ndim, _op("norm", x))[0] for a in axes)
         if rows == cols:
-            raise ShapeError(f"norm: axis={axis!r} names the same axis twice")
+            raise ShapeError(f"{_op('norm', x)}: axis={axis!r} names the same axis twice")
         return _widened(_matrix, x, ord, rows, cols, keepdims)
-    raise ShapeError(f"norm: axis={axis!r} names {len(axes)} axes; pass one (a vector norm) "
-                     "or two (a matrix norm)")
+    raise ShapeError(f"{_op('norm', x)}: axis={axis!r} names {len(axes)} axes; pass one (a "
+                     "vector norm) or two (a matrix norm)")
