@@ -267,6 +267,20 @@ def test_forward_mode_through_checkpoint(backend):
     _close(got, want)
 
 
+def test_hvp_through_checkpoint_with_an_input_the_block_ignores(backend):
+    a0, y0, t0 = np.array([1.0, 2.0]), np.array([0.5, 0.3]), np.array([1.0, -2.0])
+    a = gx.tensor(a0)
+
+    def f(y):  # v never reaches the block's output: its VJP ignores the cotangent
+        return gx.sum(gx.checkpoint(lambda u, v: gx.sin(u) * 2.0)(a, y) * y ** 2)
+
+    (got,) = gx.hvp(f, (gx.tensor(y0),), (gx.tensor(t0),))
+    _, want = torch.autograd.functional.hvp(
+        lambda y: (torch.sin(torch.tensor(a0)) * 2.0 * y ** 2).sum(), torch.tensor(y0),
+        torch.tensor(t0))
+    _close(got, want)
+
+
 # -- random state ----------------------------------------------------------------------------
 
 def test_dropout_mask_is_the_one_the_forward_pass_used(backend):
@@ -394,7 +408,19 @@ def finish_calls(monkeypatch):
         fn.__code__ = code
 
 
-def test_recorder_flag_drops_back_and_dispatch_takes_the_fast_path(backend, finish_calls):
+@pytest.fixture
+def clean_hook_count():
+    """Start from no recorder counted, whatever an earlier test installed without removing."""
+    saved = _primitive._HOOKS[0], _primitive._HOOKED[0]
+    _primitive._HOOKS[0], _primitive._HOOKED[0] = 0, False
+    try:
+        yield
+    finally:
+        _primitive._HOOKS[0], _primitive._HOOKED[0] = saved
+
+
+def test_recorder_flag_drops_back_and_dispatch_takes_the_fast_path(backend, finish_calls,
+                                                                   clean_hook_count):
     x = gx.tensor(np.ones(3), requires_grad=True)
     w = gx.tensor(np.ones(3), requires_grad=True)
     gx.sum(gx.checkpoint(lambda h: gx.sin(h) * w)(x)).backward()
