@@ -4,7 +4,9 @@ Arrays are stored as NumPy arrays on the host; the structure (containers, keys, 
 scalars, which entries are tensors and whether they require grad) is stored as JSON in
 the same archive, never as pickle, so loading a file runs no code from it. Writes are
 atomic: a temporary file in the target's directory is written, fsynced and renamed over
-the target, so a crash leaves either the old checkpoint or the new one.
+the target, so a crash leaves either the old checkpoint or the new one. Loading trusts
+nothing in the file: every size it claims is checked against the file before anything is
+allocated, and whatever a damaged or forged file makes go wrong is a ``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import gradx as gx
 
 from ._backend import resolve
-from .errors import CheckpointError
+from .errors import CheckpointError, GradxError
 
 _META = "__gradx__"
 _FORMAT = "gradx-checkpoint"
@@ -95,7 +97,9 @@ def load(path: str | os.PathLike, backend: Any = None) -> Any:
         return _decode(header["tree"], arrays, target, 0)
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {path!r}: {exc}") from exc
-    except Exception as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, GradxError) as exc:
+        # what ill-typed metadata or an array no Tensor can hold raise; the rest (a device
+        # out of memory) is not the file's fault and goes through as it is
         raise CheckpointError(
             f"checkpoint {path!r} has inconsistent metadata ({type(exc).__name__}: {exc}); "
             "the file is damaged"

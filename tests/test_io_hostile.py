@@ -249,3 +249,15 @@ def test_every_kind_of_array_still_round_trips(tmp_path, backend):
     assert got["fortran"].flags.f_contiguous and got["fortran"].flags.writeable
     assert got["t"].backend.name == backend and got["g"].requires_grad
     np.testing.assert_array_equal(got["t"].numpy(), np.ones((2, 2)))
+
+
+def test_a_failure_that_is_not_the_files_fault_goes_through(tmp_path, monkeypatch):
+    path = tmp_path / "ok.npz"
+    gx.save({"w": gx.tensor(np.ones(3))}, path)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("device out of memory")
+
+    monkeypatch.setattr(gx, "tensor", out_of_memory)
+    with pytest.raises(MemoryError, match="device out of memory"):
+        gx.load(path)
