@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import string
 from typing import Any
 
@@ -88,12 +89,14 @@ def _raw(x: Any) -> Any:
     return x.data if hasattr(x, "_backend") else x
 
 
-def _einsum_vjp(argnum, g, ans, *operands, subscripts):
-    shapes = [tuple(o.shape) for o in operands]
-    terms, output = _parse_einsum(subscripts, shapes)
+@functools.lru_cache(maxsize=1024)
+def _einsum_vjp_plan(subscripts: str, shapes: tuple, argnum: int) -> tuple:
+    """How operand ``argnum``'s gradient is computed: (the einsum spec, the sizes of the
+    identity matrices it takes after the other operands, the shape to reshape its result to
+    or None, the axes to sum back to size 1, whether to broadcast to the operand's shape)."""
+    terms, output = _parse_einsum(subscripts, list(shapes))
     target, shape = terms[argnum], shapes[argnum]
     others = [t for i, t in enumerate(terms) if i != argnum]
-    consts = [o for i, o in enumerate(operands) if i != argnum]
     # A letter repeated within this operand ("ii", a diagonal) gets a fresh letter for each
     # repeat, tied to the first by an identity matrix: the gradient is then embedded on that
     # diagonal (zero elsewhere) and no einsum of the rule repeats a letter, so the rule is
@@ -101,24 +104,50 @@ def _einsum_vjp(argnum, g, ans, *operands, subscripts):
     used = set(subscripts) | set(output).union(*terms)
     spare = (c for c in string.ascii_letters if c not in used)
     letters: list[str] = []
+    eyes = []
+    # the sizes of the letters of the rule's einsum: the forward output's, the other
+    # operands', the identity matrices'
+    sizes: dict[str, int] = {}
+    for t, sh in zip(terms, shapes, strict=True):
+        for c, n in zip(t, sh, strict=True):
+            if c in output:
+                sizes[c] = builtins.max(n, sizes.get(c, 1))
+    for t, sh in (p for i, p in enumerate(zip(terms, shapes, strict=True)) if i != argnum):
+        for c, n in zip(t, sh, strict=True):
+            sizes[c] = builtins.max(n, sizes.get(c, 1))
     for c, n in zip(target, shape, strict=True):
         if c in letters:
             fresh = next(spare)
             others.append(c + fresh)
-            consts.append(ns(_raw(g)).eye(n, dtype=_raw(g).dtype))
+            eyes.append(n)
+            sizes[c] = sizes[fresh] = n
             c = fresh
         letters.append(c)
     available = set(output).union(*others)
     kept = "".join(c for c in letters if c in available)
-    grad = _einsum(g, *consts, subscripts=",".join([output, *others]) + "->" + kept)
-    if kept != "".join(letters):  # letters summed inside this operand alone
-        grad = reshape(grad, tuple(grad.shape[kept.index(c)] if c in kept else 1
-                                   for c in letters))
+    full = tuple(sizes[c] if c in kept else 1 for c in letters)
+    reshaped = full if kept != "".join(letters) else None  # letters summed in this operand
     # an axis this operand broadcasts (size 1 against n, as an ellipsis allows)
-    wide = tuple(d for d, n in enumerate(shape) if n == 1 and grad.shape[d] != 1)
+    wide = tuple(d for d, n in enumerate(shape) if n == 1 and full[d] != 1)
+    after = tuple(1 if d in wide else n for d, n in enumerate(full))
+    spec = ",".join([output, *others]) + "->" + kept
+    return spec, tuple(eyes), reshaped, wide, after != shape
+
+
+def _einsum_vjp(argnum, g, ans, *operands, subscripts):
+    shape = tuple(operands[argnum].shape)
+    spec, eyes, reshaped, wide, widen = _einsum_vjp_plan(
+        subscripts, tuple(tuple(o.shape) for o in operands), argnum)
+    consts = [o for i, o in enumerate(operands) if i != argnum]
+    if eyes:
+        raw = _raw(g)
+        consts += [ns(raw).eye(n, dtype=raw.dtype) for n in eyes]
+    grad = _einsum(g, *consts, subscripts=spec)
+    if reshaped is not None:
+        grad = reshape(grad, reshaped)
     if wide:
         grad = sum(grad, axis=wide, keepdims=True)
-    if tuple(grad.shape) != shape:
+    if widen:
         grad = broadcast_to(grad, shape)
     return grad
 
@@ -224,18 +253,28 @@ def det(x, /):
     return ns(x).linalg.det(x)
 
 
-def _det_grad(ans, x):
-    """d det(x) / dx (..., n, n): det(x) inv(x)^T where every matrix is invertible, else the
-    transposed adjugate, which is also defined (and the gradient) at singular matrices."""
-    raw = _raw(ans)
-    if bool(ns(raw).all(raw != 0)):
-        return expand_dims(expand_dims(ans, axis=-1), axis=-1) * matrix_transpose(inv(x))
-    return matrix_transpose(_adjugate(x))
+def _invertible(ans: Any) -> bool:
+    """Whether no determinant in ``ans`` is zero (a 0-d one without a reduction)."""
+    nonzero = _raw(ans) != 0
+    return bool(nonzero) if nonzero.ndim == 0 else bool(ns(nonzero).all(nonzero))
 
 
-defvjp(det, lambda g, ans, x:
-       expand_dims(expand_dims(g, axis=-1), axis=-1) * _det_grad(ans, x))
-defjvp(det, lambda t, ans, x: sum(_det_grad(ans, x) * t, axis=(-2, -1)))
+def _det_vjp(g, ans, x):
+    # det(x) inv(x)^T where every matrix is invertible, else the transposed adjugate, which
+    # is also defined (and the gradient) at singular matrices
+    if _invertible(ans):
+        return expand_dims(expand_dims(g * ans, axis=-1), axis=-1) * matrix_transpose(inv(x))
+    return expand_dims(expand_dims(g, axis=-1), axis=-1) * matrix_transpose(_adjugate(x))
+
+
+def _det_jvp(t, ans, x):
+    if _invertible(ans):  # d det = det(x) tr(inv(x) t)
+        return ans * sum(matrix_transpose(inv(x)) * t, axis=(-2, -1))
+    return sum(matrix_transpose(_adjugate(x)) * t, axis=(-2, -1))
+
+
+defvjp(det, _det_vjp)
+defjvp(det, _det_jvp)
 
 
 def _svd_adjugate_parts(x: Any) -> tuple:
