@@ -138,6 +138,23 @@ class Backend:
     def einsum(self, subscripts: str, *operands: Any) -> Any:
         return self.xp.einsum(subscripts, *operands)
 
+    def sliding_windows(self, x: Any, window_shape: tuple[int, ...],
+                        axes: tuple[int, ...]) -> Any:
+        """Every window of ``window_shape`` along ``axes`` (stride 1), as NumPy's
+        ``sliding_window_view``: each axis ``a`` shrinks to ``x.shape[a] - k + 1`` and the
+        window axes are appended last. This default gathers with ``take`` (a copy, any Array
+        API namespace); backends with strided views return a read-only view instead."""
+        xp = self.xp
+        out = x
+        for k, ax in zip(window_shape, axes, strict=True):
+            n = out.shape[ax] - k + 1
+            idx = xp.reshape(xp.arange(n)[:, None] + xp.arange(k)[None, :], (-1,))
+            out = xp.take(out, idx, axis=ax)
+            out = xp.reshape(out, out.shape[:ax] + (n, k) + out.shape[ax + 1:])
+            order = tuple(i for i in range(out.ndim) if i != ax + 1) + (ax + 1,)
+            out = xp.permute_dims(out, order)
+        return out
+
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on synchronous CPU backends."""
 

@@ -179,6 +179,20 @@ class CupyBackend(Backend):
         out[key] = values
         return out
 
+    def sliding_windows(self, x: Any, window_shape: tuple[int, ...],
+                        axes: tuple[int, ...]) -> Any:
+        """A strided view (``as_strided``, no copy; never written to) of the base class's
+        windows; the base class's gather where this CuPy has no ``stride_tricks``."""
+        try:
+            from cupy.lib.stride_tricks import as_strided
+        except ImportError:
+            return super().sliding_windows(x, window_shape, axes)
+        shape = list(x.shape)
+        for k, ax in zip(window_shape, axes, strict=True):
+            shape[ax] -= k - 1
+        strides = tuple(x.strides) + tuple(x.strides[ax] for ax in axes)
+        return as_strided(x, shape=tuple(shape) + tuple(window_shape), strides=strides)
+
     def synchronize(self) -> None:
         self._load().cuda.get_current_stream().synchronize()
 

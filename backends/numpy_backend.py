@@ -111,6 +111,10 @@ class NumpyBackend(Backend):
         out[key] = values
         return out
 
+    def sliding_windows(self, x: Any, window_shape: tuple[int, ...],
+                        axes: tuple[int, ...]) -> Any:
+        return np.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axes)
+
 
 def _is_basic(key: Any) -> bool:
     items = key if isinstance(key, tuple) else (key,)

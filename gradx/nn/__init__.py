@@ -2,6 +2,20 @@
 and initializers that draw from gradx's seeded host generator."""
 
 from . import functional, init
+from .conv import (  # noqa: F401  (convolution, pooling and padding layers)
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    ConstantPad2d,
+    Conv1d,
+    Conv2d,
+    ConvTranspose2d,
+    MaxPool1d,
+    MaxPool2d,
+    ReflectionPad2d,
+    ReplicationPad2d,
+    ZeroPad2d,
+)
 from .functional import ArgumentError
 from .layers import (
     GELU,
@@ -26,4 +40,7 @@ __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
     "ArgumentError", "Sequential", "ModuleList", "Linear", "Embedding", "LayerNorm", "Dropout",
     "Flatten", "ReLU", "Tanh", "Sigmoid", "SiLU", "Softplus", "GELU", "LeakyReLU", "Softmax",
+    "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+    "AvgPool2d", "AdaptiveAvgPool2d", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
+    "ReplicationPad2d",
 ]

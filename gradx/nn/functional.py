@@ -15,6 +15,15 @@ import gradx as gx
 from .._primitive import defjvp, defvjp, primitive
 from .._tape import is_anomaly_enabled
 from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d  # noqa: F401
+from ..ops.pool import (  # noqa: F401  (re-exported)
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+    pad,
+)
 from ..ops.reductions import _is_half
 
 _REDUCTIONS = ("mean", "sum", "none")
