@@ -85,60 +85,45 @@ SGD_MOMENTUM = KernelSpec(
 
 def _adam_emulate(xp: Any, g: Any, l2: Any, decay: Any, b1: Any, omb1: Any, b2: Any,
                   omb2: Any, eps: Any, step_size: Any, bc2: Any, maximize: bool, p: Any,
-                  m: Any, v: Any) -> None:
+                  m: Any, v: Any, vmax: Any = None) -> None:
     gg = -g if maximize else g
     if l2 != 0:
         gg = gg + l2 * p
     p[...] = p * decay
     m[...] = m * b1 + omb1 * gg
     v[...] = v * b2 + omb2 * (gg * gg)
+    if vmax is not None:  # AMSGrad
+        vmax[...] = xp.maximum(vmax, v)
+        v = vmax
     p[...] = p - step_size * (m / (xp.sqrt(v) / bc2 + eps))
 
 
 _ADAM_IN = ("T g, T l2, T decay, T b1, T omb1, T b2, T omb2, T eps, T step_size, T bc2, "
             "bool maximize")
-
-ADAM = KernelSpec(
-    "gradx_adam", _ADAM_IN, "T p, T m, T v",
-    """
+_ADAM_MOMENTS = """
     T gg = maximize ? -g : g;
     if (l2 != 0) gg = gg + l2 * p;
     p = p * decay;
     m = m * b1 + omb1 * gg;
     v = v * b2 + omb2 * (gg * gg);
+"""
+
+ADAM = KernelSpec(
+    "gradx_adam", _ADAM_IN, "T p, T m, T v",
+    _ADAM_MOMENTS + """
     p = p - step_size * (m / (sqrt(v) / bc2 + eps));
     """,
     _adam_emulate,
 )
 
-
-def _adam_amsgrad_emulate(xp: Any, g: Any, l2: Any, decay: Any, b1: Any, omb1: Any, b2: Any,
-                          omb2: Any, eps: Any, step_size: Any, bc2: Any, maximize: bool,
-                          p: Any, m: Any, v: Any, vmax: Any) -> None:
-    gg = -g if maximize else g
-    if l2 != 0:
-        gg = gg + l2 * p
-    p[...] = p * decay
-    m[...] = m * b1 + omb1 * gg
-    v[...] = v * b2 + omb2 * (gg * gg)
-    vmax[...] = xp.maximum(vmax, v)
-    p[...] = p - step_size * (m / (xp.sqrt(vmax) / bc2 + eps))
-
-
 ADAM_AMSGRAD = KernelSpec(
     "gradx_adam_amsgrad", _ADAM_IN, "T p, T m, T v, T vmax",
-    """
-    T gg = maximize ? -g : g;
-    if (l2 != 0) gg = gg + l2 * p;
-    p = p * decay;
-    m = m * b1 + omb1 * gg;
-    v = v * b2 + omb2 * (gg * gg);
+    _ADAM_MOMENTS + """
     vmax = (v > vmax || v != v) ? v : vmax;  // NaN propagates, as xp.maximum
     p = p - step_size * (m / (sqrt(vmax) / bc2 + eps));
     """,
-    _adam_amsgrad_emulate,
+    _adam_emulate,
 )
-
 
 
 # -- dropout mask ----------------------------------------------------------------------
