@@ -2,7 +2,9 @@
 
 Updates run in place on each parameter's raw backend array, with no graph recorded, and
 then bump the parameter's version counter. State (momentum, moments) is kept as raw
-arrays on the parameter's backend.
+arrays on the parameter's backend. Where the backend has a fused kernel for an update (CuPy:
+``backends/cupy_kernels.py``, one launch per parameter), it runs instead; the array code
+here is the reference the kernels are tested against and the fallback where one cannot build.
 """
 
 from __future__ import annotations
