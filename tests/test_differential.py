@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -127,3 +128,90 @@ def test_random_programs_match_torch(backend, hot_path, prog):
     if key not in COUNTS["programs"]:
         COUNTS["programs"].add(key)
         COUNTS["ops"] += prog.n_ops
+
+
+# Edge points that random programs keep away from (each op's domain boundary, zeros, empty
+# axes, half precision): PyTorch's value, gradient and second derivative at the point itself,
+# NaN and infinity included. (name, gradx f, torch f, input, dtype)
+_EDGE = [
+    # (sqrt's gradient at 0 is 0 by a documented choice, PyTorch's inf: not compared)
+    ("sqrt at -1 and 4", gx.sqrt, torch.sqrt, [-1.0, 4.0], "float64"),
+    ("log at 0", gx.log, torch.log, [0.0, 1.0], "float64"),
+    ("x ** 0 at 0", lambda x: x ** 0, lambda x: x ** 0, [0.0, 2.0, -1.5], "float64"),
+    ("pow(x, 0.0) at 0", lambda x: gx.pow(x, 0.0), lambda x: torch.pow(x, 0.0), [0.0, 2.0],
+     "float64"),
+    ("x ** 2 at 0", lambda x: x ** 2, lambda x: x ** 2, [0.0, 3.0], "float64"),
+    ("prod with zeros", lambda x: gx.prod(x, axis=1),
+     lambda x: torch.prod(x, dim=1), [[0.0, 2.0, 3.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.5]],
+     "float64"),
+    ("sum over an empty axis", lambda x: gx.sum(x, axis=0), lambda x: torch.sum(x, dim=0),
+     np.zeros((0, 3)), "float64"),
+    ("mean over an empty axis", lambda x: gx.mean(x, axis=0), lambda x: torch.mean(x, dim=0),
+     np.zeros((0, 3)), "float64"),
+    ("prod over an empty axis", lambda x: gx.prod(x, axis=0), lambda x: torch.prod(x, dim=0),
+     np.zeros((0, 3)), "float64"),
+    ("logsumexp over an empty axis", lambda x: gx.logsumexp(x, axis=0),
+     lambda x: torch.logsumexp(x, dim=0), np.zeros((0, 3)), "float64"),
+    ("float16 sum of 4096 values", lambda x: gx.sum(x), lambda x: torch.sum(x),
+     np.full(4096, 0.1), "float16"),
+    ("float16 mean of 4096 values", lambda x: gx.mean(x), lambda x: torch.mean(x),
+     np.full(4096, 0.1), "float16"),
+    ("float16 mean past float16's range", lambda x: gx.mean(x), lambda x: torch.mean(x),
+     np.full(4096, 100.0), "float16"),
+    ("float16 var of values near 300", lambda x: gx.var(x), lambda x: torch.var(x, correction=0),
+     300.0 + np.linspace(-1.0, 1.0, 64), "float16"),
+    ("float16 norm past float16's range", lambda x: gx.linalg.norm(x),
+     lambda x: torch.linalg.vector_norm(x), np.full(64, 300.0), "float16"),
+]
+
+
+@pytest.mark.parametrize("case", _EDGE, ids=[c[0] for c in _EDGE])
+def test_edge_points_match_torch(backend, case):
+    name, gf, tf, data, dtype = case
+    if dtype == "float16" and backend == "array_api_strict":
+        pytest.skip("array_api_strict has no float16")
+    arr = np.asarray(data, dtype=np.float64)
+    rtol = 1e-7 if dtype == "float64" else 2e-3
+    tx = torch.tensor(arr, dtype=getattr(torch, dtype), requires_grad=True)
+    want = tf(tx)
+    w = torch.from_numpy(np.linspace(0.5, 1.5, want.numel()).reshape(want.shape)).to(want.dtype)
+    (g1,) = torch.autograd.grad(torch.sum(want * w), tx, create_graph=True)
+    g2 = None
+    if g1.requires_grad and arr.size:
+        (g2,) = torch.autograd.grad(torch.sum(g1), tx, allow_unused=True)
+    with gx.default_dtype("float64"):
+        x = gx.tensor(arr.astype(dtype), requires_grad=True)
+        got = gf(x)
+        assert str(got.dtype).endswith(dtype), f"{name}: dtype {got.dtype}, torch {want.dtype}"
+        runner.compare(f"{name}: value", got, want.detach().double(), rtol=rtol)
+        gw = gx.tensor(np.linspace(0.5, 1.5, want.numel()).reshape(tuple(want.shape))
+                       .astype(dtype))
+        gx.sum(got * gw).backward(create_graph=True)
+        runner.compare(f"{name}: gradient", x.grad, g1.detach().double(), shape=arr.shape,
+                       rtol=rtol)
+        if g2 is not None and dtype == "float64":
+            first = x.grad
+            x.grad = None
+            gx.sum(first).backward()
+            runner.compare(f"{name}: second derivative", x.grad, g2.detach(),
+                           shape=arr.shape)
+
+
+_SCALAR_OPS = {"x * s": lambda x, s: x * s, "s * x": lambda x, s: s * x,
+               "x + s": lambda x, s: x + s, "s - x": lambda x, s: s - x,
+               "s / x": lambda x, s: s / x, "x ** s": lambda x, s: x ** s}
+
+
+@pytest.mark.parametrize("scalar", [np.float64(2.0), np.float32(2.0), np.int64(2), 2.0],
+                         ids=["np.float64", "np.float32", "np.int64", "float"])
+@pytest.mark.parametrize("op", sorted(_SCALAR_OPS))
+def test_scalars_are_weak_as_in_torch(backend, op, scalar):
+    # a NumPy or Python scalar takes the tensor's dtype (DESIGN; PyTorch does the same)
+    fn = _SCALAR_OPS[op]
+    want = fn(torch.ones(2, dtype=torch.float32), scalar)
+    x = gx.tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    got = fn(x, scalar)
+    assert str(got.dtype).endswith(str(want.dtype).split(".")[-1]), (
+        f"{op} with {type(scalar).__name__}: gradx {got.dtype}, torch {want.dtype}")
+    gx.sum(got).backward()
+    assert str(x.grad.dtype).endswith("float32"), f"{op}: gradient dtype {x.grad.dtype}"

@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 import warnings
@@ -85,6 +86,13 @@ def _work(args: tuple) -> dict:
     return out
 
 
+def _progress(results: list[dict], n: int, t0: float) -> None:
+    done = sum(r["programs"] for r in results)
+    if len(results) % 8 == 0 or done >= n:
+        bad = sum(len(r["failures"]) for r in results)
+        print(f"  {done}/{n} programs, {bad} failing, {time.time() - t0:.0f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--programs", type=int, default=20000)
@@ -96,20 +104,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the failures here")
     parser.add_argument("--show", type=int, default=2, help="examples printed per group")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout) reports what finished, as Ctrl-C does
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.seed is not None:
         seeds = [args.seed]
     else:
         seeds = list(range(args.start, args.start + args.programs))
-    chunks = [(seeds[i::args.jobs], args.all_paths) for i in range(args.jobs)]
-    chunks = [c for c in chunks if c[0]]
     t0 = time.time()
-    if len(chunks) == 1:
-        results = [_work(chunks[0])]
-    else:
-        # fine-grained tasks balance the processes; spawn: no forked torch state
-        tasks = [(seeds[i:i + 50], args.all_paths) for i in range(0, len(seeds), 50)]
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            results = list(pool.imap_unordered(_work, tasks))
+    results: list[dict] = []
+    # tasks of 25 seeds: balanced over the processes, and progress (and partial results, on
+    # an interrupt) after each
+    tasks = [(seeds[i:i + 25], args.all_paths) for i in range(0, len(seeds), 25)]
+    try:
+        if args.jobs == 1:
+            for task in tasks:
+                results.append(_work(task))
+                _progress(results, len(seeds), t0)
+        else:
+            # spawn: no forked torch state
+            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+                for r in pool.imap_unordered(_work, tasks):
+                    results.append(r)
+                    _progress(results, len(seeds), t0)
+    except KeyboardInterrupt:
+        print("interrupted: the summary covers the programs finished so far", flush=True)
     elapsed = time.time() - t0
     total = {k: sum(r[k] for r in results) for k in ("programs", "runs", "ops", "gen_errors")}
     failures = [f for r in results for f in r["failures"]]

@@ -33,9 +33,9 @@ from gradx.ops.reductions import softmax_given_logsumexp
 Fn = Callable[[Any, list, dict], Any]
 _REGISTRY = gx.primitives()
 # internal primitives, called through the registry (their modules move)
-_adjugate = _REGISTRY["adjugate"]
-_adjugate_push = _REGISTRY["adjugate_push"]
-_svdvals_push = _REGISTRY["svdvals_push"]
+_adjugate = _REGISTRY.get("adjugate")
+_adjugate_push = _REGISTRY.get("adjugate_push")
+_svdvals_push = _REGISTRY.get("svdvals_push")
 # second derivatives of singular values, where gradx has them
 _SV_ORDER = 2 if "svdvals_curv" in _REGISTRY else 1
 
@@ -957,6 +957,9 @@ op("checkpoint", "checkpoint", 2,
 op("add-const", "add", 1, lambda c, a, p: a[0] + c.const(p["arr"]),
    lambda c, a, p: a[0] + c.const(p["arr"]), weight=0.0)
 
+# rows whose primitive this gradx does not register (an older or newer tree) are dropped; the
+# coverage test then names what is missing either way
+OPS[:] = [o for o in OPS if o.prim in _REGISTRY]
 OPS_BY_KEY: dict[str, Op] = {o.key: o for o in OPS}
 
 
