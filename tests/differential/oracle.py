@@ -91,6 +91,8 @@ def _reduce_params(ch: Any, shapes: list, values: list) -> dict:
 
 
 def _tdims(axis: Any, ndim: int) -> tuple[int, ...]:
+    """PyTorch's ``dim`` for an Array API ``axis`` (None: every axis, spelled out, because
+    PyTorch reads ``dim=()`` as every axis too but gradx as none)."""
     return _norm_axes(axis, ndim)
 
 
@@ -371,7 +373,7 @@ op("clip", "clip", 1, lambda c, a, p: gx.clip(a[0], p["lo"], p["hi"]),
 
 def _th_prod(x: Any, axis: Any, keepdims: bool) -> Any:
     if x.ndim == 0:
-        return x.clone() if not keepdims else x.clone()
+        return x.clone()
     dims = _tdims(axis, x.ndim)
     for d in sorted(dims, reverse=True):
         x = torch.prod(x, dim=d, keepdim=True)

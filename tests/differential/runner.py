@@ -352,3 +352,26 @@ def shrink(prog: Program, fails: Callable[[Program], bool]) -> Program:
         if rest and fails(prog.restrict(rest)):
             outs = rest
     return prog.restrict(outs)
+
+
+def check_or_shrink(prog: Program, ref: Reference | None = None, **kw: Any) -> None:
+    """``check``; on a mismatch, raise the mismatch of ``shrink(prog)`` instead (the cut-down
+    program), without hypothesis's own shrinking, which costs minutes per failure."""
+    try:
+        check(prog, ref, **kw)
+    except Mismatch as exc:
+        def fails(q: Program) -> bool:
+            try:
+                check(q, **kw)
+            except Mismatch:
+                return True
+            except Exception:
+                return False
+            return False
+
+        small = shrink(prog, fails)
+        try:
+            check(small, **kw)
+        except Mismatch as smaller:
+            raise smaller from None
+        raise exc from None
