@@ -308,43 +308,72 @@ def _reaching(order: list[Node], targets: set) -> set:
     return reach
 
 
-def _pruning(roots: list[Node], targets: set) -> set | None:
+def _pruning(roots: list[Node], targets: set) -> tuple[set | None, bool]:
     """The nodes and leaves a walk towards ``targets`` needs, or None when it needs all of
-    them: every leaf it reaches is a target and no target is an interior node."""
+    them (every leaf it reaches is a target and no target is an interior node); and whether
+    the graph reaches a leaf that is not a target and still requires grad, one that something
+    outside the walk (an outer transform, a user's tape) differentiates. A transform's input
+    leaf stops requiring grad when the transform returns, so it never counts for a later
+    walk. Leaves behind an interior target count: such a target is a tracked transform
+    input, whose gradient keeps its graph anyway."""
     leaves: set = set()
     order = _toposort_impl(roots, leaves)
-    if leaves <= targets and Node not in map(type, targets):
-        return None
-    return _reaching(order, targets) | targets
+    if leaves <= targets:
+        if Node not in map(type, targets):
+            return None, False
+        return _reaching(order, targets) | targets, False
+    outer = False
+    for leaf in leaves - targets:
+        if leaf.requires_grad:
+            outer = True
+            break
+    return _reaching(order, targets) | targets, outer
 
 
 def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
-             create_graph: bool = False, inputs: list[Any] | None = None) -> list[Any] | None:
+             create_graph: bool | None = False,
+             inputs: list[Any] | None = None) -> list[Any] | tuple[list[Any], bool] | None:
     """Propagate ``seeds`` from ``roots`` (Tensors) back through the tape.
 
     Without ``inputs``, leaf gradients are accumulated into ``.grad``; with ``inputs``
     (Tensors), their gradients are returned instead and ``.grad`` is left untouched.
+
+    ``create_graph=None`` (with ``inputs``; what the transforms use) decides from the graph:
+    the pass records, and keeps the graph, exactly when grad mode is on and the roots depend
+    on a Tensor that requires grad other than ``inputs``, so that an outer transform or tape
+    sees the gradients' dependence on it; the call then returns ``(gradients, recorded)``.
     """
-    grads: dict[Any, Any] = {}
-    root_nodes = []
-    for root, seed in zip(roots, seeds, strict=True):
-        key = root._node if root._node is not None else root
-        if not create_graph and isinstance(seed, Tensor):
-            seed = seed.data
-        elif create_graph and not isinstance(seed, Tensor):  # rules then see Tensors only
-            seed = Tensor._make(seed, root._backend, None, False, [0])
-        grads[key] = seed if key not in grads else grads[key] + seed
-        if type(key) is Node:
-            root_nodes.append(key)
-    keep = targets = None
+    auto = create_graph is None
+    keys = keep = targets = None
     if inputs is not None:
         keys = []  # what each input's gradient is filed under: its node, or the leaf itself
         for t in inputs:
             keys.append(t._node if t._node is not None else t)
         targets = set(keys)
-        keep = _pruning(root_nodes, targets)
+    root_keys, root_nodes = [], []
+    outer = False
+    for root in roots:
+        key = root._node if root._node is not None else root
+        root_keys.append(key)
+        if type(key) is Node:
+            root_nodes.append(key)
+        elif targets is not None and root.requires_grad and key not in targets:
+            outer = True  # a root that is itself someone else's leaf
+    if inputs is not None:
+        keep, reaches = _pruning(root_nodes, targets)
+        outer = outer or reaches
         if keep is None:
             targets = None  # nothing to prune and no interior node to stop at: a plain walk
+    if auto:
+        create_graph = outer and _grad_enabled.get()
+        retain_graph = retain_graph or create_graph
+    grads: dict[Any, Any] = {}
+    for key, root, seed in zip(root_keys, roots, seeds, strict=True):
+        if not create_graph and isinstance(seed, Tensor):
+            seed = seed.data
+        elif create_graph and not isinstance(seed, Tensor):  # rules then see Tensors only
+            seed = Tensor._make(seed, root._backend, None, False, [0])
+        grads[key] = seed if key not in grads else grads[key] + seed
     prev = _grad_enabled.get()
     try:  # set inside the try: an interrupt just after the set still restores
         _grad_enabled.set(create_graph)
@@ -353,9 +382,10 @@ def backward(roots: list[Any], seeds: list[Any], *, retain_graph: bool = False,
     finally:
         _grad_enabled.set(prev)
     if inputs is not None:
-        return list(map(grads.get, keys))
+        found = list(map(grads.get, keys))
+        return (found, create_graph) if auto else found
     _leaves_impl(grads, create_graph)
-    return None
+    return (None, False) if auto else None
 
 
 def _walk(roots: list[Node], grads: dict, keep: set | None, targets: set | None,

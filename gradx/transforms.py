@@ -1,44 +1,43 @@
 """Function transforms: grad, value_and_grad, vjp, jvp, jacobian, hessian, hvp, checkpoint.
 
 Arguments and results may be Tensors, raw arrays or nested tuples, lists and dicts of them.
-Raw arrays in give raw arrays out. Called on Tensors that an outer transform tracks, a
-transform records its own backward pass, so transforms nest to any order.
+
+Transforms nest to any depth, and compose with a user's tape. Each call gives f fresh input
+Tensors and asks the backward walk (or tangent pass) for their gradients only, so two levels
+never mix their perturbations. Whether the call records its own pass is decided from the
+graph: it does when grad mode is on and f's result depends on a Tensor that requires grad
+other than its own inputs (the input of an outer transform, a model parameter a user will
+call backward() on, or a Tensor argument that requires grad, which is tracked as in
+torch.func). Its results then come back as Tensors carrying that graph; otherwise raw arrays
+in give raw arrays out, and Tensors in give detached Tensors out.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
+from . import _forward, _tape
 from ._backend import backend_of
-from ._forward import push_forward
 from ._primitive import _mixed_error
-from ._tape import _grad_enabled, backward
+from ._tape import Scope, _grad_enabled, backward
 from ._tensor import Tensor
 from ._tree import flatten, unflatten
 from .errors import GradxError, ShapeError
 from .ops.elementwise import positive
 
 _SCALARS = (bool, int, float)
-# True while an outer transform evaluates its function: a leaf it passes in is then tracked
-_inside: ContextVar[bool] = ContextVar("gradx_inside_transform", default=False)
 
 
-class _evaluating:
-    """Inside: grad mode on and ``_inside`` set (a plain class: entered on every transform
-    call, where a generator-based context manager costs several microseconds)."""
+def _evaluating() -> Any:
+    """Grad mode on while f runs, whatever the caller's mode: the transform differentiates
+    what f records. A Scope (compiled where the extension is): an interrupt cannot leave
+    grad mode set, and it costs less than a generator-based context manager."""
+    return Scope(_GRAD_ON_VARS, _GRAD_ON_VALUES)
 
-    __slots__ = ("_tokens",)
 
-    def __enter__(self) -> None:
-        self._tokens = (_inside.set(True), _grad_enabled.set(True))
-
-    def __exit__(self, *exc: Any) -> None:
-        inside, grad_on = self._tokens
-        _grad_enabled.reset(grad_on)
-        _inside.reset(inside)
+_GRAD_ON_VARS, _GRAD_ON_VALUES = (_grad_enabled,), (True,)
 
 
 class _Input:
@@ -49,12 +48,16 @@ class _Input:
     def __init__(self, value: Any) -> None:
         self.raw = raw = not isinstance(value, Tensor)
         if not raw:
-            self.tracked = value.requires_grad and _grad_enabled.get() and (
-                value._node is not None or _inside.get())
+            # a Tensor that requires grad is tracked (as in torch.func): f sees a fresh node
+            # linked to it, so its gradient keeps the graph back to it
+            self.tracked = value.requires_grad and _grad_enabled.get()
             if self.tracked:
                 self.tensor = positive(value)  # a fresh node, still linked to the outer graph
             else:
-                self.tensor = Tensor._make(value.data, value._backend, None, False, [0])
+                # same memory, so the same version counter: an in-place update of value
+                # while f runs is seen by backward (as for any alias)
+                self.tensor = Tensor._make(value.data, value._backend, None, False,
+                                           value._version)
                 self.tensor.requires_grad_()
         else:
             self.tracked = False
@@ -65,15 +68,19 @@ class _Input:
             else:
                 self.tensor = Tensor(value).requires_grad_()
 
-    def result(self, value: Any, keep_graph: bool = False) -> Any:
-        """A gradient or tangent in the form the caller gave this input."""
+    def result(self, value: Any, recorded: bool) -> Any:
+        """A gradient or tangent in the form the caller gave this input; a Tensor with its
+        graph when the pass ``recorded`` (it depends on an outer level), even for a raw
+        input."""
         if value is None:
             value = self.tensor._backend.xp.zeros(self.tensor.data.shape,
                                                   dtype=self.tensor.data.dtype)
-        if self.raw:
-            return value.data if isinstance(value, Tensor) else value
         if isinstance(value, Tensor):
-            return value if (self.tracked or keep_graph) else value.detach()
+            if recorded:
+                return value
+            return value.data if self.raw else value.detach()
+        if self.raw and not recorded:
+            return value
         return Tensor._make(value, self.tensor._backend, None, False, [0])
 
 
@@ -97,17 +104,64 @@ def _prepare(args: tuple, argnums: tuple[int, ...]) -> tuple[list, list[list[_In
     return args, inputs, treedefs
 
 
-def _flat(inputs: list[list[_Input]]) -> tuple[list[_Input], bool, bool]:
-    """Every input leaf in order; whether an outer transform tracks any; whether all were
-    passed as raw arrays (one loop where three comprehensions each cost a frame)."""
+def _flat(inputs: list[list[_Input]]) -> tuple[list[_Input], bool]:
+    """Every input leaf in order, and whether all were passed as raw arrays."""
     flat: list[_Input] = []
     for ins in inputs:
         flat += ins
-    tracked, raw = False, True
+    raw = True
     for i in flat:
-        tracked = tracked or i.tracked
-        raw = raw and i.raw
-    return flat, tracked, raw
+        if not i.raw:
+            raw = False
+            break
+    return flat, raw
+
+
+def _key(t: Tensor) -> Any:
+    """What a walk files ``t``'s gradient or tangent under: its node, or the leaf itself."""
+    return t._node if t._node is not None else t
+
+
+def _foreign(leaves: set, targets: set) -> bool:
+    """Whether ``leaves`` hold one that is not a target and still requires grad (a finished
+    transform's input leaf no longer does: see :func:`_retire`)."""
+    if leaves <= targets:
+        return False
+    for leaf in leaves - targets:
+        if leaf.requires_grad:
+            return True
+    return False
+
+
+def _retire(flat: list[_Input]) -> None:
+    """The call is over: its fresh input leaves become constants, so that a graph recorded
+    through them (its gradients, when an outer level flows) does not look, to the outer
+    level's check, as if it depended on a Tensor someone still differentiates."""
+    for i in flat:
+        if not i.tracked:
+            i.tensor.requires_grad = False
+
+
+def _outer(outs: list[Tensor], flat: list[_Input]) -> bool:
+    """Whether the pass over ``outs`` must record: grad mode is on and they depend on a
+    Tensor that requires grad other than the inputs (an outer transform's input, a tracked
+    argument, a parameter of a user's tape). One topological sort, collecting leaves."""
+    if not _grad_enabled.get():
+        return False
+    targets = set()
+    for i in flat:
+        targets.add(_key(i.tensor))
+    roots = []
+    for o in outs:
+        if o._node is not None:
+            roots.append(o._node)
+        elif o.requires_grad and o not in targets:
+            return True
+    if not roots:
+        return False
+    leaves: set = set()
+    _tape._toposort_impl(roots, leaves)
+    return _foreign(leaves, targets)
 
 
 def _as_tensor(out: Any, what: str) -> Tensor:
@@ -133,10 +187,11 @@ def _ones_like(t: Tensor) -> Any:
     return t._backend.xp.ones(t.data.shape, dtype=t.data.dtype)
 
 
-def _value_result(out: Tensor, raw: bool, tracked: bool) -> Any:
-    if raw:
-        return out.data
-    return out if tracked else out.detach()
+def _value_result(out: Tensor, raw: bool, recorded: bool) -> Any:
+    """f's value: with its graph when it depends on an outer level."""
+    if recorded:
+        return out
+    return out.data if raw else out.detach()
 
 
 def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
@@ -156,30 +211,32 @@ def value_and_grad(f: Callable, argnums: int | tuple[int, ...] = 0,
         if out.size != 1:
             raise ShapeError(f"grad needs f to return a scalar, got shape {out.shape}; use "
                              "gx.vjp or gx.jacobian for non-scalar outputs")
-        flat, tracked, raw = _flat(inputs)
-        grads = _grads_of([out], [_ones_like(out)], flat, tracked)
-        per_arg = _results(inputs, treedefs, grads, False)
-        value = _value_result(out, raw, tracked)
+        flat, raw = _flat(inputs)
+        grads, recorded = _grads_of([out], [_ones_like(out)], flat)
+        _retire(flat)
+        per_arg = _results(inputs, treedefs, grads, recorded)
+        value = _value_result(out, raw, recorded)
         g = per_arg[0] if single else per_arg
         return ((value, aux), g) if has_aux else (value, g)
 
     return wrapped
 
 
-def _grads_of(roots: list[Tensor], seeds: list[Any], inputs: list[_Input],
-              create_graph: bool) -> list[Any]:
+def _grads_of(roots: list[Tensor], seeds: list[Any],
+              inputs: list[_Input]) -> tuple[list[Any], bool]:
+    """The inputs' gradients, and whether the walk recorded: the backward pass decides that
+    from the graph it walks anyway (``create_graph=None``), at no extra cost."""
     live_roots, live_seeds = [], []
     for r, s in zip(roots, seeds, strict=True):
         if r.requires_grad:
             live_roots.append(r)
             live_seeds.append(s)
     if not live_roots:
-        return [None] * len(inputs)
+        return [None] * len(inputs), False
     tensors = []
     for i in inputs:
         tensors.append(i.tensor)
-    return backward(live_roots, live_seeds, retain_graph=create_graph,
-                    create_graph=create_graph, inputs=tensors)
+    return backward(live_roots, live_seeds, create_graph=None, inputs=tensors)
 
 
 def grad(f: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
@@ -206,7 +263,10 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
     out, aux = result if has_aux else (result, None)
     out_leaves, out_def = flatten(out)
     outs = [_as_tensor(o, "vjp: an output of f") for o in out_leaves]
-    flat, tracked, raw = _flat(inputs)
+    flat, raw = _flat(inputs)
+    outer = _outer(outs, flat)  # decided now: the value is returned before any vjp_fn call
+    wired = [o.requires_grad for o in outs]  # before _retire: f may return an input itself
+    _retire(flat)  # vjp_fn still walks to the leaves: a walk's targets need not require grad
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
         cts, _ = flatten(cotangent)
@@ -214,19 +274,19 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False) -> Any:
             raise ShapeError(f"vjp_fn got {len(cts)} cotangents for {len(outs)} outputs")
         seeds = []
         for o, c in zip(outs, cts, strict=True):
-            c = _seed(o, c, tracked)
+            c = _seed(o, c, outer)
             if tuple(c.shape) != o.shape:
                 raise ShapeError(f"vjp_fn: cotangent shape {tuple(c.shape)} does not match "
                                  f"output shape {o.shape}")
             seeds.append(c)
-        live = [(o, s) for o, s in zip(outs, seeds, strict=True) if o.requires_grad]
-        seeded = any(isinstance(s, Tensor) and s.requires_grad for s in seeds)
+        live = [(o, s) for o, s, w in zip(outs, seeds, wired, strict=True) if w]
+        create = outer or any(isinstance(s, Tensor) and s.requires_grad for s in seeds)
         grads = backward([o for o, _ in live], [s for _, s in live], retain_graph=True,
-                         create_graph=tracked or seeded,
+                         create_graph=create,
                          inputs=[i.tensor for i in flat]) if live else [None] * len(flat)
-        return _results(inputs, treedefs, grads, seeded)
+        return _results(inputs, treedefs, grads, create)
 
-    value = unflatten(out_def, [_value_result(o, raw, tracked) for o in outs])
+    value = unflatten(out_def, [_value_result(o, raw, outer) for o in outs])
     return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
 
 
@@ -247,7 +307,7 @@ def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
     if len(primals) != len(tangents):
         raise ShapeError(f"{name}: {len(primals)} primals but {len(tangents)} tangents")
     args, inputs, treedefs = _prepare(primals, tuple(range(len(primals))))
-    flat, _, raw = _flat(inputs)
+    flat, raw = _flat(inputs)
     tans = []
     for tan in tangents:
         tans += flatten(tan)[0]
@@ -257,27 +317,51 @@ def _with_tangents(name: str, primals: Any, tangents: Any) -> tuple:
 
 
 def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any],
-                   record: bool = False) -> tuple:
-    """Tangents of ``roots`` along ``tans``, recorded when an outer transform tracks them or
-    ``record`` asks for it; returns them and whether an outer transform tracks them."""
-    tracked = False
-    for i, t in zip(flat, tans, strict=True):
-        if i.tracked or (isinstance(t, Tensor) and t.requires_grad):
-            tracked = True
-            break
-    create = tracked or record
-    seeds = {}
+                   record: bool = False) -> tuple[list[Any], bool]:
+    """Tangents of ``roots`` along ``tans``, and whether the pass recorded: when ``record``
+    asks for it, a tangent requires grad, or (grad mode on) the roots depend on a Tensor that
+    requires grad other than the inputs; the topological sort that orders the pass collects
+    the leaves for that last check."""
+    create = record
+    if not create:
+        for t in tans:
+            if isinstance(t, Tensor) and t.requires_grad:
+                create = True
+                break
+    keys, nodes = [], []  # each root's tangent is filed under its node, or itself
+    for o in roots:
+        if o._node is None:
+            keys.append(o)
+        else:
+            keys.append(o._node)
+            nodes.append(o._node)
+    if create:
+        order = _tape._toposort_impl(nodes, None)
+    else:
+        leaves: set = set()
+        order = _tape._toposort_impl(nodes, leaves)
+        if _grad_enabled.get():
+            for o in roots:  # a root that is itself a leaf: f returned one it closed over
+                if o._node is None and o.requires_grad:
+                    leaves.add(o)
+            targets = set()
+            for i in flat:
+                targets.add(_key(i.tensor))
+            create = _foreign(leaves, targets)
+    tangents = {}
     for i, t in zip(flat, tans, strict=True):
         x = i.tensor
         seed = _tangent_value(x, t, create)
         if create and not isinstance(seed, Tensor):  # recorded rules see Tensors only
             seed = Tensor._make(seed, x._backend, None, False, [0])
-        seeds[x._node if x._node is not None else x] = seed
-    token = _grad_enabled.set(create)
-    try:
-        return push_forward(roots, seeds, create), tracked
+        tangents[_key(x)] = seed
+    prev = _grad_enabled.get()
+    try:  # set inside the try: an interrupt just after the set still restores
+        _grad_enabled.set(create)
+        _forward._push_impl(order, tangents, create)
     finally:
-        _grad_enabled.reset(token)
+        _grad_enabled.set(prev)
+    return list(map(tangents.get, keys)), create
 
 
 def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
@@ -290,14 +374,15 @@ def jvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
     out_leaves, out_def = flatten(out)
     outs = [_as_tensor(o, "jvp: an output of f") for o in out_leaves]
     tangent, create = _push_tangents(outs, flat, tans)
+    _retire(flat)
     results = []
     for o, t in zip(outs, tangent, strict=True):
         if t is None:
             t = o._backend.xp.zeros(o.data.shape, dtype=o.data.dtype)
-        if raw:
-            results.append(t.data if isinstance(t, Tensor) else t)
-        elif isinstance(t, Tensor):
-            results.append(t if create else t.detach())
+        if isinstance(t, Tensor):
+            results.append(t if create else (t.data if raw else t.detach()))
+        elif raw and not create:
+            results.append(t)
         else:
             results.append(Tensor._make(t, o._backend, None, False, [0]))
     value = unflatten(out_def, [_value_result(o, raw, create) for o in outs])
@@ -348,10 +433,10 @@ def jacobian(f: Callable, argnums: int | tuple[int, ...] = 0, mode: str = "rev")
 
 
 def _jacobian_one(f: Callable, args: tuple, n: int, mode: str) -> Any:
-    from .ops.creation import zeros_like
-    from .ops.shape import reshape, stack
+    from .ops.shape import permute_dims, reshape, stack
 
     x = args[n]
+    in_shape = tuple(getattr(x, "shape", ()))
 
     def f_n(xn: Any) -> Any:
         call = list(args)
@@ -361,33 +446,40 @@ def _jacobian_one(f: Callable, args: tuple, n: int, mode: str) -> Any:
     if mode == "rev":
         out, vjp_fn = vjp(f_n, x)
         out_shape = tuple(out.shape)
-        basis = _basis(out)
-        rows = [vjp_fn(e)[0] for e in basis]
-        in_shape = tuple(getattr(x, "shape", ()))
+        rows = [] if _empty(in_shape) else [vjp_fn(e)[0] for e in _basis(out)]
+        like = x  # a gradient has its input's dtype
+    elif _empty(in_shape):
+        like = out = _as_tensor(f_n(x), "jacobian: the output of f")
+        out_shape, rows = tuple(out.shape), []
     else:
-        in_shape = tuple(getattr(x, "shape", ()))
-        basis = _basis(x if not isinstance(x, _SCALARS) else _as_tensor(x, "input"))
-        cols = []
-        out_shape = None
-        for e in basis:
-            out, t = jvp(f_n, (x,), (e,))
-            out_shape = tuple(out.shape)
-            cols.append(t)
-        if not cols:
-            out_shape = tuple(f_n(x).shape)
-        rows = cols
-    if not rows:
-        z = zeros_like(_as_tensor(x, "input"))
-        return reshape(z, out_shape + in_shape) if z.size else z
+        rows = []  # columns here: one JVP per input element
+        for e in _basis(x if not isinstance(x, _SCALARS) else _as_tensor(x, "input")):
+            like, t = jvp(f_n, (x,), (e,))  # a tangent has its output's dtype
+            rows.append(t)
+        out_shape = tuple(like.shape)
+        if _empty(out_shape):
+            rows = []
+    if not rows:  # no element to differentiate: the (empty) Jacobian is all there is
+        return _zeros(out_shape + in_shape, like, isinstance(x, Tensor))
     stacked = stack([_to_tensor_like(r) for r in rows], axis=0)
     if mode == "fwd":
         # columns were stacked first: move the input axes to the back
-        from .ops.shape import permute_dims
-
-        flat = reshape(stacked, (len(rows), -1))
-        stacked = permute_dims(flat, (1, 0))
+        stacked = permute_dims(reshape(stacked, (len(rows), -1)), (1, 0))
     result = reshape(stacked, out_shape + in_shape)
-    return result.data if not isinstance(x, Tensor) and isinstance(result, Tensor) else result
+    # a raw input gets Tensor rows only when they depend on an outer level: keep their graph
+    return result if isinstance(x, Tensor) or isinstance(rows[0], Tensor) else result.data
+
+
+def _empty(shape: tuple[int, ...]) -> bool:
+    return 0 in shape
+
+
+def _zeros(shape: tuple[int, ...], like: Any, as_tensor: bool) -> Any:
+    """Zeros of ``shape`` where ``like`` lives, in its dtype (the default float dtype for a
+    Python number); a Tensor or a raw array."""
+    t = _as_tensor(like, "jacobian: an input")
+    z = t._backend.xp.zeros(shape, dtype=t.data.dtype)
+    return Tensor._make(z, t._backend, None, False, [0]) if as_tensor else z
 
 
 def _to_tensor_like(v: Any) -> Any:
@@ -422,23 +514,25 @@ def hvp(f: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any
         out = _as_tensor(f(*args), "hvp: the output of f")
         if out.size != 1:
             raise ShapeError(f"hvp needs f to return a scalar, got shape {out.shape}")
-        (slope,), tracked = _push_tangents([out], flat, tans, record=True)
+        (slope,), _ = _push_tangents([out], flat, tans, record=True)
     if isinstance(slope, Tensor):
-        grads = _grads_of([slope], [_ones_like(slope)], flat, tracked)
+        # the backward walk decides whether H v depends on an outer level (and records)
+        grads, recorded = _grads_of([slope], [_ones_like(slope)], flat)
     else:  # f is at most linear in its inputs along the tangents: H v = 0
-        grads = [None] * len(flat)
-    return _results(inputs, treedefs, grads, tracked)
+        grads, recorded = [None] * len(flat), False
+    _retire(flat)
+    return _results(inputs, treedefs, grads, recorded)
 
 
-def _results(inputs: list[list[_Input]], treedefs: list, values: list, keep_graph: bool) -> tuple:
+def _results(inputs: list[list[_Input]], treedefs: list, values: list, recorded: bool) -> tuple:
     """One result per differentiated argument, shaped as the caller passed it."""
     it = iter(values)
     out = []
     for ins, tdef in zip(inputs, treedefs, strict=True):
         if tdef is None:  # a bare leaf
-            out.append(ins[0].result(next(it), keep_graph))
+            out.append(ins[0].result(next(it), recorded))
         else:
-            out.append(unflatten(tdef, [i.result(next(it), keep_graph) for i in ins]))
+            out.append(unflatten(tdef, [i.result(next(it), recorded) for i in ins]))
     return tuple(out)
 
 
