@@ -107,10 +107,13 @@ def _transposed_vjp(node: Node, argnum: int, parent: Any, tp: Any, args: tuple,
             ct = prim.vjp_argnum(argnum, g, ans, *args, **node.kwargs)
         ct = _fit(ct, parent, prim, argnum)
         if not isinstance(ct, Tensor) or not ct.requires_grad:
-            return node.backend.xp.zeros(node.shape, dtype=node.dtype)
-        (res,) = backward([ct], [tp], retain_graph=True, create_graph=True, inputs=[g])
-    if res is None:
-        return node.backend.xp.zeros(node.shape, dtype=node.dtype)
+            res = None  # the rule's result does not depend on g: a zero tangent
+        else:
+            (res,) = backward([ct], [tp], retain_graph=True, create_graph=True, inputs=[g])
+    if res is None:  # a Tensor when recorded: a raw array left of a Tensor fails on strict xp
+        zeros = node.backend.xp.zeros(node.shape, dtype=node.dtype)
+        return Tensor._make(zeros, node.backend, None, False, [0]) if _grad_enabled.get() \
+            else zeros
     if not _grad_enabled.get() and isinstance(res, Tensor):
         return res.data
     return res

@@ -406,11 +406,21 @@ defjvp(_astype, lambda t, ans, x, *, dtype, copy=True: _astype(t, dtype=dtype))
 
 @composed
 def astype(x: Any, /, dtype: Any, *, copy: bool = True) -> Any:
-    """Cast to ``dtype`` (a name such as "float32" or a dtype object); differentiable."""
+    """Cast to ``dtype`` (a name such as "float32" or a dtype object); differentiable.
+    ``copy=False`` with ``x``'s own dtype returns ``x`` itself (the Array API's no-copy case;
+    wrapping the same memory in a new Tensor would give it a second version counter)."""
     if isinstance(dtype, str):
         from .._backend import backend_of
 
         dtype = (x._backend if hasattr(x, "_backend") else backend_of(x)).dtype(dtype)
+    if not copy and dtype == getattr(x, "dtype", None):
+        return x
+    name = getattr(dtype, "name", None)
+    if "complex" in str(name if isinstance(name, str) else dtype):
+        from ..errors import DTypeError, describe
+
+        raise DTypeError(f"astype({describe(x)}, dtype={dtype}): complex numbers are not "
+                         "supported yet")
     return _astype(x, dtype=dtype, copy=copy)
 
 
