@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .._backend import backend_of, ns
 from .._primitive import defjvp, defvjp, primitive
 from .._tensor import Tensor
@@ -290,9 +288,14 @@ def _check_float(op: str, **arrays: Any) -> None:
                              "it needs a floating dtype, e.g. x.astype('float32')")
 
 
+def _is_int(v: Any) -> bool:
+    """A Python or NumPy integer (any type with ``__index__``), not a bool."""
+    return not isinstance(v, bool) and hasattr(type(v), "__index__")
+
+
 def _tuple(op: str, name: str, v: Any, n: int, low: int = 1) -> tuple[int, ...]:
-    t = (v,) * n if isinstance(v, int | np.integer) else tuple(v)
-    if len(t) != n or any(not isinstance(i, int | np.integer) or i < low for i in t):
+    t = (v,) * n if _is_int(v) else tuple(v)
+    if len(t) != n or any(not _is_int(i) or i < low for i in t):
         raise ArgumentError(f"{op}: {name} must be an int >= {low} or a tuple of {n} such "
                             f"ints, got {v!r}")
     return tuple(int(i) for i in t)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .._backend import ns
 from .._tape import no_grad
 from .._tensor import Tensor
@@ -23,6 +21,7 @@ from .conv import (
     _check_float,
     _check_ndim,
     _from_2d,
+    _is_int,
     _max_pool_take,
     _pad_constant,
     _raw,
@@ -119,7 +118,7 @@ def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
                      ceil_mode, return_indices)
 
 
-def _avg_counts(n: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
+def _avg_counts(n: int, k: int, s: int, p: int, out: int, include_pad: bool) -> list[int]:
     """Each window's divisor along one axis, PyTorch's: the window clipped to the padded
     input (include_pad) or to the input itself."""
     counts = []
@@ -127,7 +126,7 @@ def _avg_counts(n: int, k: int, s: int, p: int, out: int, include_pad: bool) -> 
         start = i * s - p
         end = min(start + k, n + p)
         counts.append(end - start if include_pad else min(end, n) - max(start, 0))
-    return np.asarray(counts, dtype=np.float64)
+    return counts
 
 
 def _avg_pool(op: str, nd: int, x: Any, kernel_size: Any, stride: Any, padding: Any,
@@ -143,10 +142,10 @@ def _avg_pool(op: str, nd: int, x: Any, kernel_size: Any, stride: Any, padding: 
         counts = [_avg_counts(n, ki, si, pi, o, count_include_pad)
                   for n, ki, si, pi, o in zip(x.shape[-nd:], k, s, p, out, strict=True)]
         full = math.prod(k)
-        host = counts[0] if nd == 1 else np.multiply.outer(counts[0], counts[1])
-        divisor = float(full) if bool(np.all(host == full)) else \
-            _backend(x).asarray(host.reshape((1,) * (4 - host.ndim) + host.shape),
-                                dtype=x.dtype)
+        rows = counts[0] if nd == 2 else [1]
+        host = [[float(a * b) for b in counts[-1]] for a in rows]  # (OH, OW) products
+        divisor = float(full) if all(v == full for r in host for v in r) else \
+            _backend(x).asarray([[host]], dtype=x.dtype)
     k2 = ((1,) + k) if nd == 1 else k
     y = _avg_pool2d(_to_2d(x, nd, unbatched), cfg=cfg, k_size=k2, divisor=divisor)
     return _from_2d(y, nd, unbatched)
@@ -168,13 +167,14 @@ def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
                      count_include_pad, divisor_override)
 
 
-def _adaptive_matrix(n: int, out: int) -> np.ndarray:
-    """(out, n): row i averages input [floor(i n / out), ceil((i + 1) n / out))."""
-    m = np.zeros((out, n))
+def _adaptive_matrix(n: int, out: int, transpose: bool = False) -> list[list[float]]:
+    """(out, n) (or its transpose): row i averages input [floor(i n / out),
+    ceil((i + 1) n / out))."""
+    m = [[0.0] * n for _ in range(out)]
     for i in range(out):
         a, b = (i * n) // out, -(-((i + 1) * n) // out)
-        m[i, a:b] = 1.0 / (b - a)
-    return m
+        m[i][a:b] = [1.0 / (b - a)] * (b - a)
+    return [list(c) for c in zip(*m, strict=True)] if transpose else m
 
 
 def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
@@ -198,7 +198,7 @@ def adaptive_avg_pool2d(input: Any, output_size: Any) -> Any:
 
     backend = _backend(input)
     mh = backend.asarray(_adaptive_matrix(h, oh), dtype=input.dtype)
-    mwt = backend.asarray(_adaptive_matrix(w, ow).T.copy(), dtype=input.dtype)
+    mwt = backend.asarray(_adaptive_matrix(w, ow, transpose=True), dtype=input.dtype)
     return matmul(matmul(mh, input), mwt)
 
 
@@ -208,7 +208,7 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None
     Modes: constant (``value``, default 0), reflect, replicate, circular."""
     pads = tuple(pad)
     if len(pads) % 2 or len(pads) // 2 > input.ndim or any(
-            not isinstance(q, int | np.integer) or q < 0 for q in pads):
+            not _is_int(q) or q < 0 for q in pads):
         raise ArgumentError(f"pad: pad={pad!r} must hold non-negative int pairs, at most one "
                             f"pair per axis of the input of shape {tuple(input.shape)}")
     per_axis = [(0, 0)] * input.ndim
@@ -228,20 +228,19 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None
         if not (a or b):
             continue
         n = input.shape[ax]
-        i = np.arange(-a, n + b)
+        i = list(range(-a, n + b))
         if mode == "reflect":
             if a >= n or b >= n:
                 raise ShapeError(f"pad: reflect padding ({a}, {b}) must be smaller than the "
                                  f"axis it pads (size {n}) of the input of shape "
                                  f"{tuple(input.shape)}")
-            i = np.abs(i)
-            i = np.where(i >= n, 2 * (n - 1) - i, i)
+            i = [2 * (n - 1) - abs(j) if abs(j) >= n else abs(j) for j in i]
         elif mode == "replicate":
-            i = np.clip(i, 0, n - 1)
+            i = [min(max(j, 0), n - 1) for j in i]
         else:
             if a > n or b > n:
                 raise ShapeError(f"pad: circular padding ({a}, {b}) must be at most the size "
                                  f"{n} of the axis it pads")
-            i = i % n
-        y = take(y, backend.asarray(i.astype(np.int64)), axis=ax)
+            i = [j % n for j in i]
+        y = take(y, backend.asarray(i, dtype="int64"), axis=ax)
     return y

@@ -985,6 +985,11 @@ for _k in ("einsum-diag", "einsum-trace", "einsum-diagmul"):
 OPS_BY_KEY["einsum-batch"].first = lambda ch: (ch.int(1, 3), ch.int(1, 3), ch.int(1, 3))
 OPS_BY_KEY["einsum-batch"].tags["fits"] = lambda s: len(s) == 3 and 0 not in s
 
+# convolution, pooling and padding: tested against PyTorch on their own geometry
+_CONV_WHY = ("(N, C, H, W) window geometry that the random programs do not generate; "
+             "compared with PyTorch in tests/test_conv.py (values, gradients, jvp, "
+             "second order)")
+
 # Registered primitives with no row of their own, and why.
 EXCLUDED: dict[str, str] = {
     "argmax": "integer result: no gradient; used for the indices of take_along_axis-argmax",
@@ -1004,6 +1009,14 @@ EXCLUDED: dict[str, str] = {
     "isfinite": "boolean result: no gradient",
     "svdvals_curv": "internal: the second derivative of svdvals, reached by the second-order "
                     "checks of the svdvals and matrix_norm-nuc rows (order 2 once registered)",
+    "conv2d": _CONV_WHY,
+    "conv_transpose2d": _CONV_WHY,
+    "conv2d_weight": _CONV_WHY,
+    "max_pool2d": _CONV_WHY,
+    "max_pool2d_backward": _CONV_WHY,
+    "avg_pool2d": _CONV_WHY,
+    "avg_pool2d_backward": _CONV_WHY,
+    "pad": _CONV_WHY,
 }
 
 
