@@ -52,6 +52,7 @@ from .errors import (  # noqa: E402
     ShapeError,
     StateDictError,
 )
+from .ops.activations import erf  # noqa: E402
 from .ops.comparison import (  # noqa: E402
     equal,
     greater,
@@ -122,6 +123,7 @@ from .ops.elementwise import (  # noqa: E402
 )
 from .ops.indexing import getitem, sort, take, take_along_axis  # noqa: E402
 from .ops.linalg import einsum, matmul, matrix_transpose, outer, tensordot, vecdot  # noqa: E402
+from .ops.masking import masked_fill, tril, triu  # noqa: E402
 from .ops.reductions import (  # noqa: E402
     argmax,
     argmin,

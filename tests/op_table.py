@@ -198,6 +198,28 @@ ROWS += [
       (2, 3), (3,)),
 ]
 
+# activations and normalization (gradx/ops/activations.py, gradx/nn/normalization.py); the
+# normalizations' functional forms compute the statistics and call the primitive
+import gradx.nn.functional as _F  # noqa: E402
+
+ROWS += [
+    R("erf", gx.erf, (3, 4)),
+    R("gelu", _F.gelu, (3, 4)),
+    R("gelu", lambda x: _F.gelu(x, approximate="tanh"), (2, 3), label="tanh"),
+    R("silu", _F.silu, (3, 4)),
+    R("softplus", lambda x: _F.softplus(x, beta=2.0, threshold=1.0), (3, 4),
+      label="threshold"),
+    R("elu", lambda x: _F.elu(x, alpha=0.5), (3, 4)),
+    R("leaky_relu", lambda x: _F.leaky_relu(x, 0.2), (3, 4)),
+    R("layer_norm", lambda x, w, b: _F.layer_norm(x, (3, 4), w, b), (2, 3, 4), (3, 4), (3, 4)),
+    R("layer_norm", lambda x: _F.layer_norm(x, 5), (1, 5), label="plain"),
+    R("batch_norm", lambda x, w, b: _F.batch_norm(x, None, None, w, b, training=True),
+      (4, 3, 2), (3,), (3,)),
+    R("batch_norm", lambda x, w: _F.batch_norm(x, None, None, w, training=True), (3, 2),
+      (2,), label="2d-input"),
+    R("group_norm", lambda x, w, b: _F.group_norm(x, 2, w, b), (2, 4, 3), (4,), (4,)),
+]
+
 # Primitives with no gradient, each with the reason.
 NON_DIFFERENTIABLE = {
     "argmax": "integer result",

@@ -2,6 +2,7 @@
 and initializers that draw from gradx's seeded host generator."""
 
 from . import functional, init
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .conv import (  # noqa: F401  (convolution, pooling and padding layers)
     AdaptiveAvgPool2d,
     AvgPool1d,
@@ -35,6 +36,7 @@ from .layers import (
     Tanh,
 )
 from .module import IncompatibleKeys, Module, Parameter, StateDictError
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
@@ -43,4 +45,5 @@ __all__ = [
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
     "AvgPool2d", "AdaptiveAvgPool2d", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
     "ReplicationPad2d",
+    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "MultiheadAttention", "TransformerEncoderLayer",
 ]

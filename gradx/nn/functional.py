@@ -1,8 +1,11 @@
-"""Activations and losses as functions of tensors.
+"""Activations, normalization, attention and losses as functions of tensors.
 
-``relu``, ``softplus``, ``softmax`` and ``log_softmax`` are primitives because composing
-them is unstable at large magnitudes (or wasteful); their rules sit right under them. The
-rest are compositions of gradx ops and need no rules.
+``relu``, ``softmax`` and ``log_softmax`` are primitives because composing them is unstable
+at large magnitudes (or wasteful); their rules sit right under them. ``gelu``, ``silu``,
+``softplus``, ``elu`` and ``leaky_relu`` are primitives in gradx/ops/activations.py;
+``layer_norm``, ``batch_norm`` and ``group_norm`` in gradx/nn/normalization.py;
+``scaled_dot_product_attention`` is composed in gradx/nn/attention.py. The rest are
+compositions of gradx ops and need no rules.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import gradx as gx
 from .._primitive import defjvp, defvjp, primitive
 from .._tape import is_anomaly_enabled
 from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ops.activations import _softplus as _softplus_primitive
+from ..ops.activations import elu, erf, gelu, leaky_relu, silu, softplus  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d  # noqa: F401
+from ..ops.masking import masked_fill, one_hot  # noqa: F401  (re-exported)
 from ..ops.pool import (  # noqa: F401  (re-exported)
     adaptive_avg_pool2d,
     avg_pool1d,
@@ -24,7 +30,7 @@ from ..ops.pool import (  # noqa: F401  (re-exported)
     max_pool2d,
     pad,
 )
-from ..ops.reductions import _is_half
+from .normalization import batch_norm, group_norm, layer_norm  # noqa: F401
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -43,15 +49,9 @@ defvjp(relu, lambda g, ans, x: g * gx.sign(ans))
 defjvp(relu, lambda t, ans, x: t * gx.sign(ans))
 
 
-@primitive(saves_ans=False)
 def _softplus(x: Any, /) -> Any:
-    xp = gx.array_namespace(x)
-    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): the exponent is never positive.
-    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-defvjp(_softplus, lambda g, ans, x: g * gx.sigmoid(x))
-defjvp(_softplus, lambda t, ans, x: t * gx.sigmoid(x))
+    """log(1 + e^x) for any x, with no threshold (the losses' exact form)."""
+    return _softplus_primitive(x, beta=1.0, threshold=math.inf)
 
 
 # softmax and log_softmax are core primitives (logsumexp's rules use softmax)
@@ -61,13 +61,6 @@ log_softmax = gx.log_softmax
 
 # -- activations -----------------------------------------------------------------------
 
-def softplus(x: Any, /, *, beta: float = 1.0) -> Any:
-    """log(1 + exp(beta * x)) / beta, stable for any magnitude."""
-    if beta == 1.0:
-        return _softplus(x)
-    return _softplus(x * beta) / beta
-
-
 def sigmoid(x: Any, /) -> Any:
     """1 / (1 + exp(-x)); the core's primitive."""
     return gx.sigmoid(x)
@@ -76,40 +69,6 @@ def sigmoid(x: Any, /) -> Any:
 def tanh(x: Any, /) -> Any:
     """The core's tanh, here so activations can be picked from one namespace."""
     return gx.tanh(x)
-
-
-def silu(x: Any, /) -> Any:
-    """x * sigmoid(x) (also called swish)."""
-    return x * gx.sigmoid(x)
-
-
-def leaky_relu(x: Any, /, negative_slope: float = 0.01) -> Any:
-    """x where x > 0, else negative_slope * x."""
-    return gx.where(x > 0, x, x * negative_slope)
-
-
-# Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, below float32 resolution near 1.
-_ERF_P = 0.3275911
-_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-
-
-def _erf(x: Any) -> Any:
-    """erf composed from standard ops (the Array API has no erf)."""
-    ax = gx.abs(x)
-    t = 1.0 / (1.0 + _ERF_P * ax)
-    a1, a2, a3, a4, a5 = _ERF_A
-    poly = t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
-    return gx.sign(x) * (1.0 - poly * gx.exp(-ax * ax))
-
-
-def gelu(x: Any, /, *, approximate: str = "none") -> Any:
-    """x * Phi(x); ``approximate="tanh"`` gives the tanh form used by GPT-2."""
-    if approximate == "tanh":
-        c = math.sqrt(2.0 / math.pi)
-        return 0.5 * x * (1.0 + gx.tanh(c * (x + 0.044715 * x * x * x)))
-    if approximate != "none":
-        raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
 
 
 def dropout(x: Any, /, p: float = 0.5, *, training: bool = True) -> Any:
@@ -163,36 +122,6 @@ def _linear_vjp_weight(g: Any, ans: Any, x: Any, weight: Any) -> Any:
 defvjp(_linear, lambda g, ans, x, weight: g @ weight, _linear_vjp_weight)
 defjvp(_linear, lambda t, ans, x, weight: t @ gx.matrix_transpose(weight),
        lambda t, ans, x, weight: x @ gx.matrix_transpose(t))
-
-
-def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = None,
-               bias: Any = None, eps: float = 1e-5) -> Any:
-    """Normalize over the trailing ``normalized_shape`` axes (biased variance); float16
-    input is normalized in float32 and the result cast back, as in PyTorch."""
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    k = len(normalized_shape)
-    if tuple(x.shape[x.ndim - k:]) != tuple(normalized_shape):
-        raise ShapeError(
-            f"layer_norm: input of shape {tuple(x.shape)} does not end with normalized_shape "
-            f"{tuple(normalized_shape)}"
-        )
-    axes = tuple(range(x.ndim - k, x.ndim))
-    dtype = x.dtype
-    half = _is_half(x)
-    if half:  # squared deviations above 256 overflow float16: normalize in float32
-        x = gx.astype(x, "float32")
-    mu = gx.mean(x, axis=axes, keepdims=True)
-    xc = x - mu
-    var = gx.mean(xc * xc, axis=axes, keepdims=True)
-    out = xc / gx.sqrt(var + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    if half and all(p is None or _is_half(p) for p in (weight, bias)):
-        out = gx.astype(out, dtype)  # rounded once, after the affine step (as PyTorch)
-    return out
 
 
 # -- losses ----------------------------------------------------------------------------
@@ -314,4 +243,9 @@ __all__ = [
     "relu", "sigmoid", "tanh", "gelu", "softplus", "silu", "leaky_relu", "softmax",
     "log_softmax", "dropout", "linear", "layer_norm", "mse_loss", "cross_entropy",
     "binary_cross_entropy_with_logits",
+    "elu", "erf", "batch_norm", "group_norm", "scaled_dot_product_attention", "one_hot",
+    "masked_fill",
 ]
+
+# attention is composed from the functions above (linear, dropout): imported last
+from .attention import scaled_dot_product_attention  # noqa: E402, F401

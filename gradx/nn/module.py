@@ -38,7 +38,7 @@ def _to_host(value: Any) -> np.ndarray:
         return value.numpy()
     if isinstance(value, np.ndarray | np.generic | int | float | list | tuple):
         return np.asarray(value)
-    return gx.asarray(value).numpy()
+    return gx.asarray(value, backend="numpy").numpy()  # e.g. a torch tensor, on any default
 
 
 class Module:
