@@ -40,7 +40,8 @@ _CFG_G = (1, 1, 0, 0, 1, 1, 1, 1, 2)  # groups 2
 
 
 def _max_pool_backward(g):
-    idx = g.backend.asarray([[[[0, 3], [9, 14]]]])  # flat indices into a (1, 1, 4, 4) input
+    # (N, OH, OW, C) flat indices into a (1, 1, 4, 4) input's channels-last layout
+    idx = g.backend.asarray([[[[0], [3]], [[9], [14]]]])
     return _C._max_pool_scatter(g, idx=idx, x_shape=(1, 1, 4, 4))
 
 

@@ -186,31 +186,38 @@ defjvp(_conv2d_weight,
 # -- pooling primitives ---------------------------------------------------------------
 
 
-def _take_body(x: Any, idx: Any) -> Any:
-    xp = ns(x)
-    return xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(idx, (-1,))), idx.shape)
+def _nchw(xp: Any, y: Any) -> Any:
+    return xp.permute_dims(y, (0, 3, 1, 2))
+
+
+def _flat_nhwc(xp: Any, x: Any) -> Any:
+    """(N, C, H, W) -> its channels-last elements in order (free for channels-last memory)."""
+    return xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (-1,))
 
 
 @primitive(name="max_pool2d", saves_args="meta", saves_ans=False)
 def _max_pool_take(x: Any, /, *, idx: Any, unique: bool = False) -> Any:
-    """``x.flat[idx]``: max pooling once the argmax of each window is known (``idx``,
-    flat indices into ``x``, computed without recording)."""
-    return _take_body(x, idx)
+    """Max pooling once each window's argmax is known: ``idx`` (N, OH, OW, C) holds flat
+    indices into the channels-last layout of ``x`` (computed without recording)."""
+    xp = ns(x)
+    return _nchw(xp, xp.reshape(xp.take(_flat_nhwc(xp, x), xp.reshape(idx, (-1,))),
+                                idx.shape))
 
 
 @primitive(name="max_pool2d_backward", saves_args="meta", saves_ans=False)
 def _max_pool_scatter(g: Any, /, *, idx: Any, x_shape: tuple, unique: bool = False) -> Any:
-    """Each window's gradient added at its argmax; a plain assignment where no two windows
-    overlap (``unique``), a scatter-add otherwise."""
+    """Each window's gradient added at its argmax: (N, C, OH, OW) -> ``x_shape``; a plain
+    assignment where no two windows overlap (``unique``), a scatter-add otherwise."""
     xp = ns(g)
     backend = backend_of(g)
     flat = xp.zeros((math.prod(x_shape),), dtype=g.dtype)
-    key, vals = xp.reshape(idx, (-1,)), xp.reshape(g, (-1,))
+    key, vals = xp.reshape(idx, (-1,)), _flat_nhwc(xp, g)
     if unique:
         out = backend.index_update(flat, key, vals)
     else:
         out = backend.scatter_add(flat, key, vals)
-    return xp.reshape(out, x_shape)
+    n, c, h, w = x_shape
+    return _nchw(xp, xp.reshape(out, (n, h, w, c)))
 
 
 # both are linear in their one array argument: each one's VJP is the other, its JVP itself

@@ -23,6 +23,7 @@ from .conv import (
     _from_2d,
     _is_int,
     _max_pool_take,
+    _nchw,
     _pad_constant,
     _raw,
     _to_2d,
@@ -65,20 +66,28 @@ def _cfg2(nd: int, s: tuple, p: tuple, d: tuple, extra: tuple) -> tuple:
 
 
 def _max_pool_index(x: Any, cfg: tuple, kh: int, kw: int) -> Any:
-    """Flat indices into ``x`` (N, C, H, W) of each window's first maximum (PyTorch's
-    choice among ties; a NaN counts as the maximum)."""
+    """(N, OH, OW, C) flat indices into the channels-last (N, H, W, C) layout of ``x``
+    (N, C, H, W) of each window's first maximum (PyTorch's choice among ties; a NaN counts
+    as the maximum). Channels-last like the convolutions, so every step is contiguous."""
     xp = ns(x)
     n, c, h, w = x.shape
     sh, sw, pt, _, pl, _, dh, dw, _ = cfg
     v = _windows(x, cfg, kh, kw, value=-math.inf)  # (N, OH, OW, kH, kW, C)
     oh, ow = v.shape[1:3]
-    a = xp.argmax(xp.reshape(v, (n, oh, ow, kh * kw, c)), axis=3)
-    a = xp.permute_dims(a, (0, 3, 1, 2))
-    rows = (a // kw) * dh + xp.reshape(xp.arange(oh) * sh, (oh, 1)) - pt
-    cols = (a % kw) * dw + xp.reshape(xp.arange(ow) * sw, (1, ow)) - pl
+    # elementwise over the kH*kW taps (each a channels-last slab), not an argmax over a
+    # short middle axis, which NumPy runs element by element
+    m = v[:, :, :, 0, 0, :]
+    for t in range(1, kh * kw):
+        m = xp.maximum(m, v[:, :, :, t // kw, t % kw, :])  # NaN propagates, as in PyTorch
+    a = xp.zeros(m.shape, dtype=xp.int64)
+    for t in reversed(range(kh * kw)):  # the first tap holding the maximum (or a NaN) wins
+        tap = v[:, :, :, t // kw, t % kw, :]
+        a = xp.where((tap == m) | xp.isnan(tap), xp.asarray(t, dtype=xp.int64), a)
+    rows = (a // kw) * dh + xp.reshape(xp.arange(oh) * sh, (oh, 1, 1)) - pt
+    cols = (a % kw) * dw + xp.reshape(xp.arange(ow) * sw, (ow, 1)) - pl
     # a window of -inf alone may pick its padding: point it at the input instead
     rows, cols = xp.clip(rows, 0, h - 1), xp.clip(cols, 0, w - 1)
-    return xp.reshape(xp.arange(n * c) * (h * w), (n, c, 1, 1)) + rows * w + cols
+    return ((xp.reshape(xp.arange(n), (n, 1, 1, 1)) * h + rows) * w + cols) * c + xp.arange(c)
 
 
 def _max_pool(op: str, nd: int, x: Any, kernel_size: Any, stride: Any, padding: Any,
@@ -97,7 +106,8 @@ def _max_pool(op: str, nd: int, x: Any, kernel_size: Any, stride: Any, padding: 
     y = _from_2d(_max_pool_take(x2, idx=idx, unique=unique), nd, unbatched)
     if not return_indices:
         return y
-    plane = idx % math.prod(x2.shape[2:])  # PyTorch's indices count within one plane
+    # PyTorch's indices count within one (H, W) plane
+    plane = _nchw(ns(idx), (idx // x2.shape[1]) % math.prod(x2.shape[2:]))
     plane = _from_2d(plane, nd, unbatched)
     return y, (Tensor(plane) if isinstance(x, Tensor) else plane)
 
