@@ -948,6 +948,204 @@ op("linear-bias", "linear", 3, lambda c, a, p: F.linear(a[0], a[1], a[2]),
        lambda r: r if r and len(r) == 2 else None)(_linear_shapes(ch, s)), min_ndim=1,
    weight=0.5)
 
+
+
+# nn: activations, convolution, pooling, padding, normalization (gradx.nn.functional mirrors
+# torch.nn.functional's signatures)
+def _nn(key: str, prim: str, gxf: Callable, thf: Callable, **kw: Any) -> None:
+    op(key, prim, 1, lambda c, a, p: gxf(a[0]), lambda c, a, p: thf(a[0]), empty_ok=True, **kw)
+
+
+if hasattr(F, "elu"):
+    _nn("elu", "elu", lambda x: F.elu(x, alpha=1.3), lambda x: TF.elu(x, alpha=1.3),
+        needs=("nz0",))
+    _nn("leaky_relu", "leaky_relu", lambda x: F.leaky_relu(x, 0.2),
+        lambda x: TF.leaky_relu(x, 0.2), needs=("nz0",))
+    _nn("gelu", "gelu", F.gelu, TF.gelu)
+    _nn("gelu-tanh", "gelu", lambda x: F.gelu(x, approximate="tanh"),
+        lambda x: TF.gelu(x, approximate="tanh"), weight=0.5)
+    _nn("silu", "silu", F.silu, TF.silu)
+    _nn("erf", "erf", getattr(F, "erf", None) or getattr(gx, "erf", None), torch.erf)
+
+
+def _image(ch: Any) -> tuple:
+    return (ch.int(1, 2), ch.int(1, 3), ch.int(2, 5), ch.int(2, 5))
+
+
+def _is_image(s: tuple) -> bool:
+    return len(s) == 4 and 0 not in s
+
+
+def _conv_weight(ch: Any, s: tuple) -> list | None:
+    if not _is_image(s):
+        return None
+    c = s[1]
+    groups = c if c > 1 and ch.coin(0.25) else 1
+    out = groups * ch.int(1, 2)
+    return [(out, c // groups, ch.int(1, min(3, s[2])), ch.int(1, min(3, s[3])))]
+
+
+def _conv_params(ch: Any, shapes: list, values: list) -> dict:
+    x, w = shapes[0], shapes[1]
+    p = {"stride": ch.int(1, 2), "padding": ch.int(0, 1), "dilation": ch.int(1, 2),
+         "groups": x[1] // w[1]}
+    for k, n in zip(w[2:], x[2:], strict=True):
+        if n + 2 * p["padding"] < p["dilation"] * (k - 1) + 1:
+            p["dilation"] = 1
+    return p
+
+
+def _conv_kw(p: dict) -> dict:
+    return {k: p[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+def _convt_weight(ch: Any, s: tuple) -> list | None:
+    if not _is_image(s):
+        return None
+    return [(s[1], ch.int(1, 2), ch.int(1, 3), ch.int(1, 3))]
+
+
+def _convt_params(ch: Any, shapes: list, values: list) -> dict:
+    return {"stride": ch.int(1, 2), "padding": 0, "dilation": ch.int(1, 2), "groups": 1}
+
+
+if "conv2d" in _REGISTRY:
+    for _b in (False, True):
+        op("conv2d" + ("-bias" if _b else ""), "conv2d", 3 if _b else 2,
+           lambda c, a, p: F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None, **_conv_kw(p)),
+           lambda c, a, p: TF.conv2d(a[0], a[1], a[2] if len(a) > 2 else None, **_conv_kw(p)),
+           shapes=(lambda ch, s, b=_b: (lambda w: w and (w + [(w[0][0],)] if b else w))(
+               _conv_weight(ch, s))), params=_conv_params, first=_image,
+           tags={"fits": _is_image}, weight=0.5)
+    op("conv_transpose2d", "conv_transpose2d", 2,
+       lambda c, a, p: F.conv_transpose2d(a[0], a[1], **_conv_kw(p)),
+       lambda c, a, p: TF.conv_transpose2d(a[0], a[1], **_conv_kw(p)),
+       shapes=_convt_weight, params=_convt_params, first=_image, tags={"fits": _is_image},
+       weight=0.5)
+
+
+def _pool_params(ch: Any, shapes: list, values: list) -> dict | None:
+    s = shapes[0]
+    if not _is_image(s):
+        return None
+    k = (ch.int(1, min(3, s[2])), ch.int(1, min(3, s[3])))
+    return {"kernel_size": k, "stride": ch.int(1, 2),
+            "padding": min(ch.int(0, 1), k[0] // 2, k[1] // 2)}
+
+
+def _image_distinct(values: list, params: dict) -> tuple | None:
+    return _distinct_over(values, params)
+
+
+if "avg_pool2d" in _REGISTRY:
+    op("avg_pool2d", "avg_pool2d", 1, lambda c, a, p: F.avg_pool2d(a[0], **p),
+       lambda c, a, p: TF.avg_pool2d(a[0], **p), params=_pool_params, first=_image,
+       tags={"fits": _is_image}, weight=0.5)
+    op("max_pool2d", "max_pool2d", 1, lambda c, a, p: F.max_pool2d(a[0], **p),
+       lambda c, a, p: TF.max_pool2d(a[0], **p), params=_pool_params, first=_image,
+       check=_image_distinct, tags={"fits": _is_image}, weight=0.5)
+
+
+def _pad_params(ch: Any, shapes: list, values: list) -> dict | None:
+    s = shapes[0]
+    if not s:
+        return None
+    k = ch.int(1, min(2, len(s)))
+    return {"pad": tuple(ch.int(0, 2) for _ in range(2 * k)), "value": [0.0, 1.5][ch.int(0, 1)]}
+
+
+if "pad" in _REGISTRY:
+    op("pad", "pad", 1, lambda c, a, p: F.pad(a[0], p["pad"], value=p["value"]),
+       lambda c, a, p: TF.pad(a[0], p["pad"], value=p["value"]), params=_pad_params,
+       min_ndim=1, weight=0.5)
+
+
+def _spread(values: list, params: dict) -> tuple | None:
+    """Normalized slices not constant (their variance is divided by)."""
+    v = values[0]
+    axes = params["axes"]
+    if v.size and np.min(np.var(v, axis=axes)) < 1e-3:
+        return (0, "distinct")
+    return None
+
+
+def _ln_params(ch: Any, shapes: list, values: list) -> dict | None:
+    s = shapes[0]
+    if not s or 0 in s:
+        return None
+    k = ch.int(1, min(2, len(s)))
+    if math.prod(s[-k:]) < 2:
+        return None
+    return {"shape": tuple(s[-k:]), "axes": tuple(range(len(s) - k, len(s)))}
+
+
+def _gn_params(ch: Any, shapes: list, values: list) -> dict | None:
+    s = shapes[0]
+    if len(s) < 2 or 0 in s:
+        return None
+    c = s[1]
+    groups = [g for g in range(1, c + 1) if c % g == 0][ch.int(0, 0 if c == 1 else 1)]
+    if (c // groups) * math.prod(s[2:]) < 2:
+        return None
+    return {"groups": groups, "axes": None}
+
+
+def _gn_spread(values: list, params: dict) -> tuple | None:
+    v = values[0]
+    g = params["groups"]
+    grouped = v.reshape(v.shape[0], g, -1)
+    if np.min(np.var(grouped, axis=-1)) < 1e-3:
+        return (0, "distinct")
+    return None
+
+
+def _bn_params(ch: Any, shapes: list, values: list) -> dict | None:
+    s = shapes[0]
+    if len(s) < 2 or 0 in s or s[0] * math.prod(s[2:]) < 2:
+        return None
+    return {"training": ch.coin(0.7), "C": s[1],
+            "axes": tuple(i for i in range(len(s)) if i != 1)}
+
+
+def _bn_check(values: list, params: dict) -> tuple | None:
+    return _spread(values, params) if params["training"] else None
+
+
+def _gx_bn(c: Any, a: list, p: dict) -> Any:
+    n = p["C"]
+    w, b = (a[1], a[2]) if len(a) > 1 else (None, None)
+    return F.batch_norm(a[0], gx.zeros((n,)), gx.ones((n,)) * 1.5, w, b,
+                        training=p["training"])
+
+
+def _th_bn(c: Any, a: list, p: dict) -> Any:
+    n = p["C"]
+    w, b = (a[1], a[2]) if len(a) > 1 else (None, None)
+    return TF.batch_norm(a[0], torch.zeros(n, dtype=a[0].dtype),
+                         torch.ones(n, dtype=a[0].dtype) * 1.5, w, b, training=p["training"])
+
+
+if "layer_norm" in _REGISTRY:
+    op("layer_norm", "layer_norm", 1, lambda c, a, p: F.layer_norm(a[0], p["shape"]),
+       lambda c, a, p: TF.layer_norm(a[0], p["shape"]), params=_ln_params, check=_spread,
+       min_ndim=1)
+    op("layer_norm-affine", "layer_norm", 3,
+       lambda c, a, p: F.layer_norm(a[0], p["shape"], a[1], a[2]),
+       lambda c, a, p: TF.layer_norm(a[0], p["shape"], a[1], a[2]),
+       shapes=lambda ch, s: (lambda k: [s[-k:], s[-k:]])(ch.int(1, min(2, len(s))))
+       if s and 0 not in s else None,
+       params=lambda ch, s, v: {"shape": s[1], "axes": tuple(
+           range(len(s[0]) - len(s[1]), len(s[0])))} if math.prod(s[1]) > 1 else None,
+       check=_spread, min_ndim=1, weight=0.5)
+    op("group_norm", "group_norm", 1, lambda c, a, p: F.group_norm(a[0], p["groups"]),
+       lambda c, a, p: TF.group_norm(a[0], p["groups"]), params=_gn_params,
+       check=_gn_spread, min_ndim=2, first=_image, weight=0.5)
+    op("batch_norm", "batch_norm", 1, _gx_bn, _th_bn, params=_bn_params, check=_bn_check,
+       min_ndim=2, first=_image, weight=0.5)
+    op("batch_norm-affine", "batch_norm", 3, _gx_bn, _th_bn,
+       shapes=lambda ch, s: [(s[1],), (s[1],)] if len(s) >= 2 else None,
+       params=_bn_params, check=_bn_check, min_ndim=2, first=_image, weight=0.5)
+
 # checkpoint: a random closure is wrapped in test_differential_transforms.py; here a small
 # fixed body that closes over its second argument, the pattern of the known defect
 op("checkpoint", "checkpoint", 2,
@@ -986,10 +1184,6 @@ OPS_BY_KEY["einsum-batch"].first = lambda ch: (ch.int(1, 3), ch.int(1, 3), ch.in
 OPS_BY_KEY["einsum-batch"].tags["fits"] = lambda s: len(s) == 3 and 0 not in s
 
 # convolution, pooling and padding: tested against PyTorch on their own geometry
-_CONV_WHY = ("(N, C, H, W) window geometry that the random programs do not generate; "
-             "compared with PyTorch in tests/test_conv.py (values, gradients, jvp, "
-             "second order)")
-
 # Registered primitives with no row of their own, and why.
 EXCLUDED: dict[str, str] = {
     "argmax": "integer result: no gradient; used for the indices of take_along_axis-argmax",
@@ -1007,16 +1201,14 @@ EXCLUDED: dict[str, str] = {
     "isnan": "boolean result: no gradient",
     "isinf": "boolean result: no gradient",
     "isfinite": "boolean result: no gradient",
+    "conv2d_weight": "internal: conv2d's weight gradient, run by every conv2d row's backward "
+                     "and second-order checks",
+    "avg_pool2d_backward": "internal: avg_pool2d's VJP, run by the avg_pool2d row's backward "
+                           "and second-order checks",
+    "max_pool2d_backward": "internal: max_pool2d's VJP, run by the max_pool2d row's backward "
+                           "and second-order checks",
     "svdvals_curv": "internal: the second derivative of svdvals, reached by the second-order "
                     "checks of the svdvals and matrix_norm-nuc rows (order 2 once registered)",
-    "conv2d": _CONV_WHY,
-    "conv_transpose2d": _CONV_WHY,
-    "conv2d_weight": _CONV_WHY,
-    "max_pool2d": _CONV_WHY,
-    "max_pool2d_backward": _CONV_WHY,
-    "avg_pool2d": _CONV_WHY,
-    "avg_pool2d_backward": _CONV_WHY,
-    "pad": _CONV_WHY,
 }
 
 
