@@ -491,3 +491,13 @@ def test_jacobian_of_empty_arrays_matches_torch(mode):
         ours = gx.jacobian(f_gx, mode=mode)(np.ones(shape))
         theirs = jac(f_t)(torch.ones(shape, dtype=torch.float64))
         assert tuple(ours.shape) == tuple(theirs.shape)
+
+
+def test_backward_into_a_parameter_through_two_levels(backend):
+    # g = d/dx d/dy (w x^2 y^2) = 4 w x y; dg/dw = 4 x y
+    w = gx.tensor(1.5, requires_grad=True)
+    g = gx.grad(lambda x: gx.grad(lambda y: w * x ** 2 * y ** 2)(3.0))(2.0)
+    assert isinstance(g, gx.Tensor) and g.requires_grad
+    close(g, 4 * 1.5 * 2.0 * 3.0)
+    g.backward()
+    close(w.grad, 4 * 2.0 * 3.0)
