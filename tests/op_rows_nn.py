@@ -75,3 +75,8 @@ NN_ROWS += [
         x_shape=(1, 2, 3, 4)), "shapes": [(1, 2, 2, 2)]},
     {"name": "pad", "fn": lambda x: F.pad(x, (1, 2, 0, 1), value=0.5), "shapes": [(2, 3, 4)]},
 ]
+
+# recurrent cells and the O(T) split (gradx/ops/cells.py, steps.py)
+from op_rows_rnn import RNN_ROWS  # noqa: E402
+
+NN_ROWS += RNN_ROWS

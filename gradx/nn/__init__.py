@@ -1,7 +1,7 @@
 """Neural-network building blocks: Module, layers, functional activations and losses,
 and initializers that draw from gradx's seeded host generator."""
 
-from . import functional, init
+from . import functional, init, utils
 from .attention import MultiheadAttention, TransformerEncoderLayer
 from .conv import (  # noqa: F401  (convolution, pooling and padding layers)
     AdaptiveAvgPool2d,
@@ -37,6 +37,7 @@ from .layers import (
 )
 from .module import IncompatibleKeys, Module, Parameter, StateDictError
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm
+from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
@@ -45,5 +46,6 @@ __all__ = [
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
     "AvgPool2d", "AdaptiveAvgPool2d", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
     "ReplicationPad2d",
-    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "MultiheadAttention", "TransformerEncoderLayer",
+    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "RNN", "LSTM", "GRU", "utils",
+    "MultiheadAttention", "TransformerEncoderLayer",
 ]

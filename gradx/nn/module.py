@@ -181,9 +181,12 @@ class Module:
             yield b
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
-        """Call ``fn`` on every sub-module and then on this one (e.g. custom init)."""
-        for m in reversed(list(self.modules())):
-            fn(m)
+        """Call ``fn`` on every sub-module and then on this one (e.g. custom init), in
+        PyTorch's order: each child's subtree in registration order, the module last (so
+        initializers drawing from the seeded generator draw in the same order as there)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
         return self
 
     # -- modes and moves ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._backend import backend_of, ns, resolve
 from .._primitive import composed, defjvp, defvjp, defvjp_argnum, primitive
+from .._tensor import Tensor
 from ..errors import ShapeError
 
 _moves = dict(saves_args="meta", saves_ans=False)
@@ -181,12 +182,22 @@ def split(x: Any, indices_or_sections: Any, /, *, axis: int = 0) -> list[Any]:
         bounds = [i * step for i in range(indices_or_sections + 1)]
     else:
         bounds = [0, *indices_or_sections, n]
+    if isinstance(x, Tensor) and all(0 <= a <= b <= n for a, b in zip(bounds[:-1], bounds[1:],
+                                                                          strict=True)):
+        from .steps import split_pieces  # one gradient for x, not one per piece (O(T^2))
+
+        return list(split_pieces(x, bounds, axis))
     return [_take_along(x, axis, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 @composed
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     from .indexing import getitem
+
+    if isinstance(x, Tensor) and x.ndim:
+        from .steps import split_pieces  # one gradient for x, not one per piece (O(T^2))
+
+        return split_pieces(x, None, axis)
 
     return tuple(getitem(x, key=(slice(None),) * (axis % x.ndim) + (i, Ellipsis))
                  for i in range(x.shape[axis]))

@@ -1,0 +1,208 @@
+"""One step of a recurrent layer as a single primitive: rnn_tanh_cell, rnn_relu_cell,
+lstm_cell and gru_cell, and the sequence split that feeds them.
+
+A recurrent layer computes the input part of every gate for the whole sequence in one matmul
+(``x @ W_ih^T``, shape (T, B, G)); each step then adds ``h @ W_hh^T`` and applies the gate
+nonlinearities. Composed, that step records a dozen nodes; here it is one node whose VJP rule
+is a handful of array passes. Arguments of every cell: ``xg`` (B, G), the step's input part
+of the gates (input bias included); the state (``h`` (B, H), or for the LSTM ``hc`` (2, B, H),
+h and c stacked, so that one node carries both); ``w_hh`` (G, H); ``b_hh`` (G,). The rules are
+written with gradx functions, so ``create_graph=True`` differentiates them again; the gate
+activations the forward pass computed are kept in the node's ``memo`` for the first-order
+rules (recomputed when the rule runs on Tensors).
+
+:func:`gradx.ops.steps.split_steps` splits the (T, B, G) projection into steps with a
+backward of O(T) work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import ns
+from .._primitive import defvjp_argnum, primitive
+from .._tensor import Tensor
+from .elementwise import sigmoid, tanh
+from .reductions import sum as _sum
+from .shape import concat, stack
+from .steps import split_steps  # noqa: F401  (re-exported: the layers split with it)
+
+
+def _act(memo: dict | None, key: Any) -> Any:
+    """The activations the forward pass saved, or None where the rule must recompute them
+    (Tensors under create_graph, or a node without a memo)."""
+    if memo is None or isinstance(key, Tensor):
+        return None
+    return memo.get("act")
+
+
+def _split_last(a: Any, n: int) -> list[Any]:
+    size = a.shape[-1] // n
+    return [a[..., k * size:(k + 1) * size] for k in range(n)]
+
+
+def _param_grads(argnum: int, da: Any, h: Any, w_hh: Any, dh_direct: Any = None) -> Any:
+    """Gradients through ``a = h @ w_hh^T + b_hh`` from ``da`` (B, G): for h (argnum 1),
+    w_hh (2) and b_hh (3)."""
+    if argnum == 1:
+        out = da @ w_hh
+        return out if dh_direct is None else out + dh_direct
+    if argnum == 2:
+        return _mT(da) @ h
+    return _sum(da, axis=0)
+
+
+def _mT(a: Any) -> Any:
+    from .shape import permute_dims
+
+    return permute_dims(a, (1, 0))
+
+
+# -- Elman cells: h' = act(xg + h @ W_hh^T + b_hh) -------------------------------------------
+
+@primitive
+def rnn_tanh_cell(xg, h, w_hh, b_hh, /):
+    """tanh(xg + h @ w_hh^T + b_hh): one step of ``RNN(nonlinearity="tanh")``, (B, H)."""
+    xp = ns(xg)
+    return xp.tanh(xg + h @ xp.matrix_transpose(w_hh) + b_hh)
+
+
+def _rnn_tanh_vjp(argnum, g, ans, xg, h, w_hh, b_hh):
+    da = g * (1.0 - ans * ans)
+    return da if argnum == 0 else _param_grads(argnum, da, h, w_hh)
+
+
+defvjp_argnum(rnn_tanh_cell, _rnn_tanh_vjp)
+
+
+@primitive
+def rnn_relu_cell(xg, h, w_hh, b_hh, /):
+    """relu(xg + h @ w_hh^T + b_hh): one step of ``RNN(nonlinearity="relu")``, (B, H)."""
+    xp = ns(xg)
+    a = xg + h @ xp.matrix_transpose(w_hh) + b_hh
+    return xp.maximum(a, xp.zeros_like(a))
+
+
+def _rnn_relu_vjp(argnum, g, ans, xg, h, w_hh, b_hh):
+    raw = ans.data if isinstance(ans, Tensor) else ans
+    mask = ns(raw).astype(raw > 0, raw.dtype)
+    da = g * mask
+    return da if argnum == 0 else _param_grads(argnum, da, h, w_hh)
+
+
+defvjp_argnum(rnn_relu_cell, _rnn_relu_vjp)
+
+
+# -- LSTM: gates i, f, g, o (PyTorch's order) -------------------------------------------------
+
+@primitive
+def lstm_cell(xg, hc, w_hh, b_hh, /, *, memo=None):
+    """One LSTM step. ``xg`` (B, 4H), ``hc`` (2, B, H) = stack(h, c); returns stack(h', c')
+    with c' = f * c + i * g, h' = o * tanh(c')."""
+    xp = ns(xg)
+    h, c = hc[0, ...], hc[1, ...]
+    a = xg + h @ xp.matrix_transpose(w_hh) + b_hh
+    hs = a.shape[-1] // 4
+    ifo = 1.0 / (1.0 + xp.exp(-xp.concat((a[..., :2 * hs], a[..., 3 * hs:]), axis=-1)))
+    i, f, o = ifo[..., :hs], ifo[..., hs:2 * hs], ifo[..., 2 * hs:]
+    gg = xp.tanh(a[..., 2 * hs:3 * hs])
+    c2 = f * c + i * gg
+    tc = xp.tanh(c2)
+    if memo is not None:
+        memo["act"] = (i, f, gg, o, tc)
+    return xp.stack((o * tc, c2))
+
+
+def _lstm_dgates(g, ans, xg, hc, w_hh, b_hh, memo):
+    act = _act(memo, g)
+    h, c = hc[0, ...], hc[1, ...]
+    if act is None:
+        a = xg + h @ _mT(w_hh) + b_hh
+        ai, af, ag, ao = _split_last(a, 4)
+        i, f, gg, o = sigmoid(ai), sigmoid(af), tanh(ag), sigmoid(ao)
+        tc = tanh(ans[1, ...])
+    else:
+        i, f, gg, o, tc = act
+    gh, gc = g[0, ...], g[1, ...]
+    dc = gc + gh * o * (1.0 - tc * tc)
+    da = concat([dc * gg * i * (1.0 - i), dc * c * f * (1.0 - f),
+                 dc * i * (1.0 - gg * gg), gh * tc * o * (1.0 - o)], axis=-1)
+    return da, dc * f
+
+
+def _lstm_vjp(argnum, g, ans, xg, hc, w_hh, b_hh, *, memo=None):
+    da, dc_prev = _cached(g, hc, lambda: _lstm_dgates(g, ans, xg, hc, w_hh, b_hh, memo))
+    if argnum == 0:
+        return da
+    if argnum == 1:
+        return stack([da @ w_hh, dc_prev])
+    return _param_grads(argnum, da, hc[0, ...], w_hh)
+
+
+defvjp_argnum(lstm_cell, _lstm_vjp)
+
+
+# -- GRU: gates r, z, n; n = tanh(xn + r * (h @ W_hn^T + b_hn)) -------------------------------
+
+@primitive
+def gru_cell(xg, h, w_hh, b_hh, /, *, memo=None):
+    """One GRU step (PyTorch's): ``xg`` (B, 3H) = x @ W_ih^T + b_ih; r = sigmoid(xr + hr),
+    z = sigmoid(xz + hz), n = tanh(xn + r * hn) with (hr, hz, hn) = h @ W_hh^T + b_hh;
+    returns h' = (1 - z) * n + z * h, (B, H)."""
+    xp = ns(xg)
+    gh = h @ xp.matrix_transpose(w_hh) + b_hh
+    hs = gh.shape[-1] // 3
+    rz = 1.0 / (1.0 + xp.exp(-(xg[..., :2 * hs] + gh[..., :2 * hs])))
+    r, z = rz[..., :hs], rz[..., hs:]
+    hn = gh[..., 2 * hs:]
+    n = xp.tanh(xg[..., 2 * hs:] + r * hn)
+    if memo is not None:
+        memo["act"] = (r, z, n, hn)
+    return n + z * (h - n)
+
+
+def _gru_dgates(g, ans, xg, h, w_hh, b_hh, memo):
+    act = _act(memo, g)
+    if act is None:
+        gh = h @ _mT(w_hh) + b_hh
+        xr, xz, xn = _split_last(xg, 3)
+        hr, hz, hn = _split_last(gh, 3)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = tanh(xn + r * hn)
+    else:
+        r, z, n, hn = act
+    dn = g * (1.0 - z) * (1.0 - n * n)
+    dr = dn * hn * r * (1.0 - r)
+    dz = g * (h - n) * z * (1.0 - z)
+    return concat([dr, dz, dn], axis=-1), concat([dr, dz, dn * r], axis=-1)
+
+
+def _gru_vjp(argnum, g, ans, xg, h, w_hh, b_hh, *, memo=None):
+    dx, dgh = _cached(g, h, lambda: _gru_dgates(g, ans, xg, h, w_hh, b_hh, memo))
+    if argnum == 0:
+        return dx
+    return _param_grads(argnum, dgh, h, w_hh, g * _gru_z(memo, g, xg, h, w_hh, b_hh)
+                        if argnum == 1 else None)
+
+
+def _gru_z(memo, g, xg, h, w_hh, b_hh):
+    act = _act(memo, g)
+    if act is not None:
+        return act[1]
+    hs = xg.shape[-1] // 3
+    return sigmoid(xg[..., hs:2 * hs] + h @ _mT(w_hh[hs:2 * hs, ...]) + b_hh[hs:2 * hs])
+
+
+defvjp_argnum(gru_cell, _gru_vjp)
+
+# the rules of one node run one argument after another with the same cotangent: the gate
+# gradients they share are computed once (held by identity, for the last node only)
+_LAST: list = [None, None, None]
+
+
+def _cached(g: Any, state: Any, compute: Any) -> Any:
+    if _LAST[0] is g and _LAST[1] is state:
+        return _LAST[2]
+    out = compute()
+    _LAST[:] = [g, state, out]
+    return out
