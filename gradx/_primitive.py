@@ -15,13 +15,13 @@ from sys import modules as _modules
 from typing import Any, NoReturn
 
 from ._tape import (
-    _COUNT_LOCK,
     _DEBUG,
     _SEQ,
     Meta,
     Node,
     Scope,
     _annotate,
+    _count,
     _grad_enabled,
     new_node,
 )
@@ -40,15 +40,13 @@ _recorder: ContextVar[Callable | None] = ContextVar("gradx_op_recorder", default
 # (the compiled path reads this cell too). _HOOKS counts the installed recorders.
 _HOOKED = [False]
 _HOOKS = [0]
-_HOOK_LOCK = _COUNT_LOCK  # the lock of the Python Scope's counts too
+_COUNTED = (_HOOKS, _HOOKED)  # as Scope takes them
 _new = object.__new__
 
 
 def install_recorder(rec: Callable) -> Any:
     """Set the per-op recorder of this context; returns the token for ``remove_recorder``."""
-    with _HOOK_LOCK:
-        _HOOKS[0] += 1
-        _HOOKED[0] = True
+    _count(_COUNTED, 1)  # counted as a Scope counts (one compiled step, where compiled)
     return _recorder.set(rec)
 
 
@@ -56,7 +54,7 @@ def recording(rec: Callable) -> Any:
     """``with recording(rec):`` makes ``rec`` the per-op recorder of this context for the
     block, counted in ``_HOOKS``/``_HOOKED``. A Scope: an interrupt can leave neither the
     recorder installed nor the count off (``install_recorder`` followed by a ``try`` can)."""
-    return Scope((_recorder,), (rec,), (_HOOKS, _HOOKED))
+    return Scope((_recorder,), (rec,), _COUNTED)
 
 
 def remove_recorder(token: Any) -> None:
@@ -64,9 +62,7 @@ def remove_recorder(token: Any) -> None:
     try:
         _recorder.reset(token)
     finally:
-        with _HOOK_LOCK:
-            _HOOKS[0] -= 1
-            _HOOKED[0] = _HOOKS[0] > 0
+        _count(_COUNTED, -1)
 
 
 class Primitive:

@@ -1951,6 +1951,26 @@ scope_exit(Scope *self, PyObject *const *a, Py_ssize_t n_args)
     return NULL;
 }
 
+/* count(counted, delta): add delta to a Scope count ([count], [flag]) as Scope does, for
+ * the Python code that counts the same cells (install_recorder): one C call, so that
+ * counts from Python and from Scope never interleave */
+static PyObject *
+scope_count_fn(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2 || !PyTuple_Check(a[0]) || PyTuple_GET_SIZE(a[0]) != 2
+        || !PyList_Check(PyTuple_GET_ITEM(a[0], 0)) || PyList_GET_SIZE(PyTuple_GET_ITEM(a[0], 0)) != 1
+        || !PyList_Check(PyTuple_GET_ITEM(a[0], 1)) || PyList_GET_SIZE(PyTuple_GET_ITEM(a[0], 1)) != 1) {
+        PyErr_SetString(PyExc_TypeError, "count(([count], [flag]), delta)");
+        return NULL;
+    }
+    long delta = PyLong_AsLong(a[1]);
+    if (delta == -1 && PyErr_Occurred()) return NULL;
+    Scope tmp;
+    tmp.counted = a[0];
+    if (scope_count(&tmp, delta) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef scope_methods[] = {
     {"__enter__", (PyCFunction)scope_enter, METH_NOARGS, "Set the variables."},
     {"__exit__", (PyCFunction)(void (*)(void))scope_exit, METH_FASTCALL,
@@ -1993,6 +2013,8 @@ static PyMethodDef methods[] = {
      "Tensor.__add__ and the like, compiled: (name, primitive, reflected, unary)."},
     {"namespace_lookup", (PyCFunction)(void (*)(void))namespace_lookup, METH_FASTCALL,
      "gradx._backend.ns compiled over its cache table, with the Python function as fallback."},
+    {"count", (PyCFunction)(void (*)(void))scope_count_fn, METH_FASTCALL,
+     "Add to a Scope count ([count], [flag]) as Scope does."},
     {"accumulate_leaves", (PyCFunction)(void (*)(void))accumulate_leaves, METH_FASTCALL,
      "_tape._accumulate_leaves, compiled for array gradients."},
     {NULL, NULL, 0, NULL},

@@ -212,15 +212,20 @@ class _PyScope:
 _COUNT_LOCK = threading.Lock()
 
 
-def _count(counted: tuple, delta: int) -> None:
+def _py_count(counted: tuple, delta: int) -> None:
+    """Add ``delta`` to a Scope's count ``([count], [flag])``, and set the flag to count > 0."""
     cell, flag = counted
     with _COUNT_LOCK:
         cell[0] = max(cell[0] + delta, 0)
         flag[0] = cell[0] > 0
 
 
-# The compiled Scope where the extension is in use (chosen once, as gradx._backend.ns is).
-Scope: Any = _PyScope if (_ext := _native.extension()) is None else _ext.Scope
+# The compiled Scope where the extension is in use (chosen once, as gradx._backend.ns is),
+# and the count every other counter of the same cells must use: the compiled Scope counts
+# in one C step, which a Python update under a lock could interleave with
+_ext = _native.extension()
+Scope: Any = _PyScope if _ext is None else _ext.Scope
+_count: Any = _py_count if _ext is None else _ext.count
 
 
 class ContextScope(Scope, contextlib.ContextDecorator):

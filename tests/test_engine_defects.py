@@ -254,13 +254,13 @@ class _Interrupt(BaseException):
     """Raised asynchronously, like KeyboardInterrupt: not an Exception, so nothing wraps it."""
 
 
-DEFAULT_STATE = (True, False, None, None, None, 0, False)
+DEFAULT_STATE = (True, False, None, None, None)
 
 
 def _state() -> tuple:
+    """The thread's scoped state (the recorder count is process-wide: checked at the end)."""
     return (_tape._grad_enabled.get(), _tape._anomaly.get(), _backend._scoped.get(),
-            creation._default_dtype.get(), _primitive._recorder.get(), _primitive._HOOKS[0],
-            _primitive._HOOKED[0])
+            creation._default_dtype.get(), _primitive._recorder.get())
 
 
 def _restore_default_state() -> None:
@@ -269,8 +269,6 @@ def _restore_default_state() -> None:
     _backend._scoped.set(None)
     creation._default_dtype.set(None)
     _primitive._recorder.set(None)
-    _primitive._HOOKS[0] = 0
-    _primitive._HOOKED[0] = False
 
 
 @gx.no_grad()
@@ -360,10 +358,12 @@ def test_interrupts_leave_the_default_state(hot_path, numpy_default):
         # Scope is compiled; a Python __exit__ is checked for an interrupt as it starts
         pytest.skip("the compiled Scope is not in use (GRADX_PURE_PYTHON=1 or not built)")
     before = _state()
+    hooks = _primitive._HOOKS[0], _primitive._HOOKED[0]
     landed, broken = _interrupt_at_random(_steps, 2.5)
     assert landed > 100, landed  # the interrupts did land, at many different moments
     assert broken == [], f"{len(broken)} of {landed} interrupts left {broken[:5]}"
     assert _state() == before  # this thread's own state is untouched
+    assert (_primitive._HOOKS[0], _primitive._HOOKED[0]) == hooks  # every recorder counted off
 
 
 @pytest.mark.parametrize("impl", ["compiled", "python"])
