@@ -14,12 +14,35 @@ from ._tape import backward as _tape_backward
 from .errors import DTypeError, GraphError, describe
 
 
+def _array_ufunc(self: Any, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+    from .numpy import dispatch_ufunc
+
+    return dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+
+class _UfuncHook:
+    """``Tensor.__array_ufunc__``: NumPy looks the hook up on the type and gets the handler,
+    so ``numpy.exp(t)`` and ``ndarray * t`` run gradx.numpy's function (a Tensor, on the
+    tape). CuPy asks the instance and gets None, its signal to defer, so ``cupy_array * t``
+    reaches ``Tensor.__rmul__`` rather than handing a Tensor to a CuPy kernel."""
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        return _array_ufunc if instance is None else None
+
+
 class Tensor:
     """An array on some backend that records the primitives applied to it."""
 
     __slots__ = ("data", "grad", "requires_grad", "_node", "_backend", "_version", "__weakref__")
-    __array_ufunc__ = None  # so ndarray * Tensor reaches Tensor.__rmul__
+    __array_ufunc__ = _UfuncHook()
     __array_priority__ = 10_000
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        """``numpy.sum(t)``, ``numpy.concatenate([t, u])``...: gradx.numpy's function of the
+        same name (differentiable), or an ArgumentError naming what to call instead."""
+        from .numpy import dispatch_function
+
+        return dispatch_function(func, args, kwargs)
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         """A leaf wrapping ``data`` as it is (no copy). ``Tensor(t)`` of a Tensor shares
