@@ -1146,6 +1146,79 @@ if "layer_norm" in _REGISTRY:
        shapes=lambda ch, s: [(s[1],), (s[1],)] if len(s) >= 2 else None,
        params=_bn_params, check=_bn_check, min_ndim=2, first=_image, weight=0.5)
 
+
+
+# recurrent cells (internal primitives of gx.nn's RNN layers), against PyTorch's cell formulas:
+# xg (B, G) the input part of the gates, h (B, H) (LSTM: hc (2, B, H), h and c stacked),
+# w_hh (G, H), b_hh (G,); gate order as in PyTorch (GRU r, z, n; LSTM i, f, g, o)
+def _cell_shapes(gates: int, stacked: bool = False) -> Callable:
+    def shapes(ch: Any, s: tuple) -> list | None:
+        if len(s) != 2 or 0 in s or s[1] % gates:
+            return None
+        hidden = s[1] // gates
+        state = (2, s[0], hidden) if stacked else (s[0], hidden)
+        return [state, (s[1], hidden), (s[1],)]
+    return shapes
+
+
+def _th_rnn(act: Callable) -> Fn:
+    return lambda c, a, p: act(a[0] + a[1] @ a[2].mT + a[3])
+
+
+def _th_gru(c: Any, a: list, p: dict) -> Any:
+    xg, h, w, b = a
+    hidden = h.shape[-1]
+    hg = h @ w.mT + b
+    xr, xz, xn = xg.split(hidden, -1)
+    hr, hz, hn = hg.split(hidden, -1)
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return (1 - z) * n + z * h
+
+
+def _th_lstm(c: Any, a: list, p: dict) -> Any:
+    xg, hc, w, b = a
+    hidden = hc.shape[-1]
+    i, f, g, o = (xg + hc[0] @ w.mT + b).split(hidden, -1)
+    c2 = torch.sigmoid(f) * hc[1] + torch.sigmoid(i) * torch.tanh(g)
+    return torch.stack([torch.sigmoid(o) * torch.tanh(c2), c2])
+
+
+def _relu_cell_check(values: list, params: dict) -> tuple | None:
+    pre = values[0] + values[1] @ values[2].T + values[3]
+    return (0, "shift") if pre.size and np.min(np.abs(pre)) < 1e-3 else None
+
+
+def _cell_first(gates: int) -> Callable:
+    return lambda ch: (ch.int(1, 3), gates * ch.int(1, 3))
+
+
+for _name, _g, _th, _extra in [
+        ("rnn_tanh_cell", 1, _th_rnn(torch.tanh), {}),
+        ("rnn_relu_cell", 1, _th_rnn(torch.relu), {"check": _relu_cell_check}),
+        ("gru_cell", 3, _th_gru, {}), ("lstm_cell", 4, _th_lstm, {})]:
+    if _name in _REGISTRY:
+        op(_name, _name, 4, lambda c, a, p, n=_name: _REGISTRY[n](*a), _th,
+           shapes=_cell_shapes(_g, stacked=_name == "lstm_cell"), first=_cell_first(_g),
+           tags={"fits": lambda s, g=_g: len(s) == 2 and 0 not in s and s[1] % g == 0},
+           weight=0.4, **_extra)
+
+
+def _split_params(ch: Any, shapes: list, values: list) -> dict | None:
+    s = shapes[0]
+    if not s or 0 in s:
+        return None
+    axis = ch.int(0, len(s) - 1)
+    cuts = sorted({ch.int(0, s[axis]) for _ in range(ch.int(1, 2))})
+    return {"axis": axis, "cuts": cuts, "piece": ch.int(0, len(cuts))}
+
+
+if "split_piece" in _REGISTRY:
+    op("split", "split_piece", 1,
+       lambda c, a, p: gx.split(a[0], p["cuts"], axis=p["axis"])[p["piece"]],
+       lambda c, a, p: torch.tensor_split(a[0], p["cuts"], dim=p["axis"])[p["piece"]],
+       params=_split_params, min_ndim=1, weight=0.5)
+
 # checkpoint: a random closure is wrapped in test_differential_transforms.py; here a small
 # fixed body that closes over its second argument, the pattern of the known defect
 op("checkpoint", "checkpoint", 2,
@@ -1207,6 +1280,8 @@ EXCLUDED: dict[str, str] = {
                            "and second-order checks",
     "max_pool2d_backward": "internal: max_pool2d's VJP, run by the max_pool2d row's backward "
                            "and second-order checks",
+    "split_hub": "internal: the node every piece of gx.split / unstack hangs from, run by the "
+                 "split row",
     "svdvals_curv": "internal: the second derivative of svdvals, reached by the second-order "
                     "checks of the svdvals and matrix_norm-nuc rows (order 2 once registered)",
 }
