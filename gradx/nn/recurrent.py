@@ -14,6 +14,7 @@ from typing import Any
 
 import gradx as gx
 
+from .._backend import ns
 from ..errors import ArgumentError, ShapeError
 from ..ops import cells
 from . import functional as F
@@ -23,6 +24,14 @@ from .module import Module
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 _CELLS = {"RNN_TANH": cells.rnn_tanh_cell, "RNN_RELU": cells.rnn_relu_cell,
           "LSTM": cells.lstm_cell, "GRU": cells.gru_cell}
+
+
+def _row_major_transpose(w: Any) -> Any:
+    """w^T as a fresh row-major array (a raw constant the cells multiply by every step)."""
+    xp = ns(w)
+    out = xp.empty((w.shape[1], w.shape[0]), dtype=w.dtype)
+    out[...] = xp.matrix_transpose(w)
+    return out
 
 
 class _RNNBase(Module):
@@ -134,17 +143,16 @@ class _RNNBase(Module):
                 else:
                     bias, b_cell = b_ih + b_hh, None
                 xg = F.linear(x, w_ih, bias)
-                if b_cell is None:
-                    b_cell = gx.zeros((w_hh.shape[0],), dtype=xg.dtype, backend=xg.backend).data
                 steps = cells.split_steps(xg)
                 order = range(len(steps) - 1, -1, -1) if direction else range(len(steps))
                 state = states[layer * d + direction]
+                wt = _row_major_transpose(w_hh.data)
                 hs = []
                 for t in order:
                     if mode in ("LSTM", "GRU"):
-                        state = cell(steps[t], state, w_hh, b_cell, memo={})
+                        state = cell(steps[t], state, w_hh, b_cell, memo={}, wt=wt)
                     else:
-                        state = cell(steps[t], state, w_hh, b_cell)
+                        state = cell(steps[t], state, w_hh, b_cell, wt=wt)
                     hs.append(state)
                 finals.append(state)
                 if direction:

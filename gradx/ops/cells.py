@@ -6,7 +6,8 @@ A recurrent layer computes the input part of every gate for the whole sequence i
 nonlinearities. Composed, that step records a dozen nodes; here it is one node whose VJP rule
 is a handful of array passes. Arguments of every cell: ``xg`` (B, G), the step's input part
 of the gates (input bias included); the state (``h`` (B, H), or for the LSTM ``hc`` (2, B, H),
-h and c stacked, so that one node carries both); ``w_hh`` (G, H); ``b_hh`` (G,). The rules are
+h and c stacked, so that one node carries both); ``w_hh`` (G, H); ``b_hh`` (G,), or None
+where the layer added it to ``xg``. The rules are
 written with gradx functions, so ``create_graph=True`` differentiates them again; the gate
 activations the forward pass computed are kept in the node's ``memo`` for the first-order
 rules (recomputed when the rule runs on Tensors).
@@ -48,7 +49,9 @@ def _param_grads(argnum: int, da: Any, h: Any, w_hh: Any, dh_direct: Any = None)
         out = da @ w_hh
         return out if dh_direct is None else out + dh_direct
     if argnum == 2:
-        return _mT(da) @ h
+        if isinstance(da, Tensor) or isinstance(h, Tensor):
+            return _mT(da) @ h
+        return ns(da).matrix_transpose(da) @ h
     return _sum(da, axis=0)
 
 
@@ -61,13 +64,13 @@ def _mT(a: Any) -> Any:
 # -- Elman cells: h' = act(xg + h @ W_hh^T + b_hh) -------------------------------------------
 
 @primitive
-def rnn_tanh_cell(xg, h, w_hh, b_hh, /):
+def rnn_tanh_cell(xg, h, w_hh, b_hh, /, *, wt=None):
     """tanh(xg + h @ w_hh^T + b_hh): one step of ``RNN(nonlinearity="tanh")``, (B, H)."""
     xp = ns(xg)
-    return xp.tanh(xg + h @ xp.matrix_transpose(w_hh) + b_hh)
+    return xp.tanh(_preact(xp, xg, h, w_hh, b_hh, wt))
 
 
-def _rnn_tanh_vjp(argnum, g, ans, xg, h, w_hh, b_hh):
+def _rnn_tanh_vjp(argnum, g, ans, xg, h, w_hh, b_hh, *, wt=None):
     da = g * (1.0 - ans * ans)
     return da if argnum == 0 else _param_grads(argnum, da, h, w_hh)
 
@@ -76,14 +79,14 @@ defvjp_argnum(rnn_tanh_cell, _rnn_tanh_vjp)
 
 
 @primitive
-def rnn_relu_cell(xg, h, w_hh, b_hh, /):
+def rnn_relu_cell(xg, h, w_hh, b_hh, /, *, wt=None):
     """relu(xg + h @ w_hh^T + b_hh): one step of ``RNN(nonlinearity="relu")``, (B, H)."""
     xp = ns(xg)
-    a = xg + h @ xp.matrix_transpose(w_hh) + b_hh
+    a = _preact(xp, xg, h, w_hh, b_hh, wt)
     return xp.maximum(a, xp.zeros_like(a))
 
 
-def _rnn_relu_vjp(argnum, g, ans, xg, h, w_hh, b_hh):
+def _rnn_relu_vjp(argnum, g, ans, xg, h, w_hh, b_hh, *, wt=None):
     raw = ans.data if isinstance(ans, Tensor) else ans
     mask = ns(raw).astype(raw > 0, raw.dtype)
     da = g * mask
@@ -96,28 +99,79 @@ defvjp_argnum(rnn_relu_cell, _rnn_relu_vjp)
 # -- LSTM: gates i, f, g, o (PyTorch's order) -------------------------------------------------
 
 @primitive
-def lstm_cell(xg, hc, w_hh, b_hh, /, *, memo=None):
-    """One LSTM step. ``xg`` (B, 4H), ``hc`` (2, B, H) = stack(h, c); returns stack(h', c')
-    with c' = f * c + i * g, h' = o * tanh(c')."""
+def lstm_cell(xg, hc, w_hh, b_hh, /, *, memo=None, wt=None):
+    """One LSTM step. ``xg`` (B, 4H), ``hc`` (2, B, H) = stack(h, c), ``b_hh`` (4H,) or None
+    (when the layer folded it into ``xg``); returns stack(h', c') with c' = f * c + i * g,
+    h' = o * tanh(c')."""
     xp = ns(xg)
     h, c = hc[0, ...], hc[1, ...]
-    a = xg + h @ xp.matrix_transpose(w_hh) + b_hh
+    a = _preact(xp, xg, h, w_hh, b_hh, wt)
     hs = a.shape[-1] // 4
-    ifo = 1.0 / (1.0 + xp.exp(-xp.concat((a[..., :2 * hs], a[..., 3 * hs:]), axis=-1)))
-    i, f, o = ifo[..., :hs], ifo[..., hs:2 * hs], ifo[..., 2 * hs:]
+    s = xp.exp(-a)  # sigmoid of all four blocks (the g block's is unused): no gather copy
+    s += 1.0
+    s = 1.0 / s
+    i, f, o = s[..., :hs], s[..., hs:2 * hs], s[..., 3 * hs:]
     gg = xp.tanh(a[..., 2 * hs:3 * hs])
-    c2 = f * c + i * gg
+    out = xp.empty((2, *c.shape), dtype=a.dtype)
+    c2 = f * c
+    c2 += i * gg
     tc = xp.tanh(c2)
+    out[1, ...] = c2
+    out[0, ...] = o * tc
     if memo is not None:
         memo["act"] = (i, f, gg, o, tc)
-    return xp.stack((o * tc, c2))
+    return out
+
+
+def _preact(xp: Any, xg: Any, h: Any, w_hh: Any, b_hh: Any, wt: Any = None) -> Any:
+    """xg + h @ w_hh^T (+ b_hh), added in place into the matmul's fresh result; ``wt`` is
+    w_hh^T laid out row-major where the layer made one (BLAS runs it faster than the
+    transposed view)."""
+    a = h @ (xp.matrix_transpose(w_hh) if wt is None else wt)
+    if xg.dtype == a.dtype and xg.shape == a.shape:
+        a += xg
+    else:
+        a = a + xg
+    if b_hh is not None:
+        a = a + b_hh if b_hh.dtype != a.dtype else _iadd(a, b_hh)
+    return a
+
+
+def _iadd(a: Any, b: Any) -> Any:
+    a += b
+    return a
+
+
+def _lstm_grads_raw(g, hc, w_hh, act):
+    """(d xg, d hc) on raw arrays from the saved activations: the first-order path."""
+    xp = ns(g)
+    i, f, gg, o, tc = act
+    c = hc[1, ...]
+    gh, gc = g[0, ...], g[1, ...]
+    dc = 1.0 - tc * tc
+    dc *= gh * o
+    dc += gc
+    hs = i.shape[-1]
+    da = xp.empty((*i.shape[:-1], 4 * hs), dtype=i.dtype)
+    da[..., :hs] = dc * gg * i * (1.0 - i)
+    da[..., hs:2 * hs] = dc * c * f * (1.0 - f)
+    da[..., 2 * hs:3 * hs] = dc * i * (1.0 - gg * gg)
+    da[..., 3 * hs:] = gh * tc * o * (1.0 - o)
+    dhc = xp.empty(hc.shape, dtype=da.dtype)
+    dhc[0, ...] = da @ w_hh
+    dhc[1, ...] = dc * f
+    return da, dhc
 
 
 def _lstm_dgates(g, ans, xg, hc, w_hh, b_hh, memo):
     act = _act(memo, g)
+    if act is not None and not isinstance(hc, Tensor) and not isinstance(w_hh, Tensor):
+        return _lstm_grads_raw(g, hc, w_hh, act)
     h, c = hc[0, ...], hc[1, ...]
     if act is None:
-        a = xg + h @ _mT(w_hh) + b_hh
+        a = xg + h @ _mT(w_hh)
+        if b_hh is not None:
+            a = a + b_hh
         ai, af, ag, ao = _split_last(a, 4)
         i, f, gg, o = sigmoid(ai), sigmoid(af), tanh(ag), sigmoid(ao)
         tc = tanh(ans[1, ...])
@@ -127,15 +181,15 @@ def _lstm_dgates(g, ans, xg, hc, w_hh, b_hh, memo):
     dc = gc + gh * o * (1.0 - tc * tc)
     da = concat([dc * gg * i * (1.0 - i), dc * c * f * (1.0 - f),
                  dc * i * (1.0 - gg * gg), gh * tc * o * (1.0 - o)], axis=-1)
-    return da, dc * f
+    return da, stack([da @ w_hh, dc * f])
 
 
-def _lstm_vjp(argnum, g, ans, xg, hc, w_hh, b_hh, *, memo=None):
-    da, dc_prev = _cached(g, hc, lambda: _lstm_dgates(g, ans, xg, hc, w_hh, b_hh, memo))
+def _lstm_vjp(argnum, g, ans, xg, hc, w_hh, b_hh, *, memo=None, wt=None):
+    da, dhc = _cached(g, hc, lambda: _lstm_dgates(g, ans, xg, hc, w_hh, b_hh, memo))
     if argnum == 0:
         return da
     if argnum == 1:
-        return stack([da @ w_hh, dc_prev])
+        return dhc
     return _param_grads(argnum, da, hc[0, ...], w_hh)
 
 
@@ -145,12 +199,14 @@ defvjp_argnum(lstm_cell, _lstm_vjp)
 # -- GRU: gates r, z, n; n = tanh(xn + r * (h @ W_hn^T + b_hn)) -------------------------------
 
 @primitive
-def gru_cell(xg, h, w_hh, b_hh, /, *, memo=None):
+def gru_cell(xg, h, w_hh, b_hh, /, *, memo=None, wt=None):
     """One GRU step (PyTorch's): ``xg`` (B, 3H) = x @ W_ih^T + b_ih; r = sigmoid(xr + hr),
     z = sigmoid(xz + hz), n = tanh(xn + r * hn) with (hr, hz, hn) = h @ W_hh^T + b_hh;
     returns h' = (1 - z) * n + z * h, (B, H)."""
     xp = ns(xg)
-    gh = h @ xp.matrix_transpose(w_hh) + b_hh
+    gh = h @ (xp.matrix_transpose(w_hh) if wt is None else wt)
+    if b_hh is not None:
+        gh = gh + b_hh
     hs = gh.shape[-1] // 3
     rz = 1.0 / (1.0 + xp.exp(-(xg[..., :2 * hs] + gh[..., :2 * hs])))
     r, z = rz[..., :hs], rz[..., hs:]
@@ -164,7 +220,9 @@ def gru_cell(xg, h, w_hh, b_hh, /, *, memo=None):
 def _gru_dgates(g, ans, xg, h, w_hh, b_hh, memo):
     act = _act(memo, g)
     if act is None:
-        gh = h @ _mT(w_hh) + b_hh
+        gh = h @ _mT(w_hh)
+        if b_hh is not None:
+            gh = gh + b_hh
         xr, xz, xn = _split_last(xg, 3)
         hr, hz, hn = _split_last(gh, 3)
         r, z = sigmoid(xr + hr), sigmoid(xz + hz)
@@ -177,7 +235,7 @@ def _gru_dgates(g, ans, xg, h, w_hh, b_hh, memo):
     return concat([dr, dz, dn], axis=-1), concat([dr, dz, dn * r], axis=-1)
 
 
-def _gru_vjp(argnum, g, ans, xg, h, w_hh, b_hh, *, memo=None):
+def _gru_vjp(argnum, g, ans, xg, h, w_hh, b_hh, *, memo=None, wt=None):
     dx, dgh = _cached(g, h, lambda: _gru_dgates(g, ans, xg, h, w_hh, b_hh, memo))
     if argnum == 0:
         return dx
@@ -190,7 +248,8 @@ def _gru_z(memo, g, xg, h, w_hh, b_hh):
     if act is not None:
         return act[1]
     hs = xg.shape[-1] // 3
-    return sigmoid(xg[..., hs:2 * hs] + h @ _mT(w_hh[hs:2 * hs, ...]) + b_hh[hs:2 * hs])
+    a = xg[..., hs:2 * hs] + h @ _mT(w_hh[hs:2 * hs, ...])
+    return sigmoid(a if b_hh is None else a + b_hh[hs:2 * hs])
 
 
 defvjp_argnum(gru_cell, _gru_vjp)
