@@ -1419,6 +1419,10 @@ _UFUNC_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": 
                  "logical_and": "all", "logical_or": "any"}
 
 
+_REFLECTED = {"add": "__radd__", "subtract": "__rsub__", "multiply": "__rmul__",
+              "divide": "__rtruediv__", "power": "__rpow__", "matmul": "__rmatmul__"}
+
+
 def _unsupported(what: str, hint: str = "") -> ArgumentError:
     return ArgumentError(
         f"{what} has no differentiable gradx counterpart for a gradx Tensor{hint}; call the "
@@ -1447,6 +1451,10 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple, kwargs: dict) -> Any:
     """``Tensor.__array_ufunc__``: ``numpy.exp(t)``, ``ndarray * t`` and the ufunc methods
     ``reduce`` / ``accumulate`` / ``outer`` of the common ufuncs, through gradx.numpy."""
     name = ufunc.__name__
+    if not kwargs and method == "__call__" and name in _REFLECTED and len(inputs) == 2 \
+            and isinstance(inputs[1], Tensor) and not isinstance(inputs[0], Tensor):
+        # ``ndarray * t``: the Tensor's reflected operator, as when NumPy deferred to it
+        return getattr(inputs[1], _REFLECTED[name])(inputs[0])
     out = kwargs.pop("out", None)
     if out is not None:
         targets = ", ".join(type(o).__name__ for o in out)
