@@ -234,23 +234,21 @@ class ContextScope(Scope, contextlib.ContextDecorator):
 
 class _GradMode(ContextScope):
     """Usable as ``with gx.no_grad():`` and as ``@gx.no_grad()``; thread-local. (No Python
-    ``__enter__`` or ``__exit__`` here: an override would reopen the window an interrupt can
-    split.)"""
+    ``__new__``, ``__enter__`` or ``__exit__`` here: the first costs a frame per block, the
+    others would reopen the window an interrupt can split.)"""
 
-    def __new__(cls, on: bool) -> Any:
-        self = super().__new__(cls, (_grad_enabled,), (on,))
-        self.on = on
-        return self
+
+_GRAD_VARS, _OFF, _ON = (_grad_enabled,), (False,), (True,)
 
 
 def no_grad() -> _GradMode:
     """Record nothing inside the block (evaluation, optimizer updates)."""
-    return _GradMode(False)
+    return _GradMode(_GRAD_VARS, _OFF)
 
 
 def enable_grad() -> _GradMode:
     """Record again inside a ``no_grad`` block."""
-    return _GradMode(True)
+    return _GradMode(_GRAD_VARS, _ON)
 
 
 def is_anomaly_enabled() -> bool:
