@@ -36,6 +36,13 @@ from ._primitive import (  # noqa: E402
 )
 from ._tape import detect_anomaly, enable_grad, is_grad_enabled, no_grad  # noqa: E402
 from ._tensor import Tensor  # noqa: E402
+from .autograd_compat import (  # noqa: E402
+    elementwise_grad,
+    make_ggnvp,
+    make_hvp,
+    make_jvp,
+    make_vjp,
+)
 from .checkpoint import checkpoint  # noqa: E402
 from .errors import (  # noqa: E402
     AnomalyError,
@@ -177,7 +184,7 @@ __array_api_version__ = "2023.12"
 def __getattr__(name: str):  # lazy: training modules load on first use
     import importlib
 
-    if name in ("nn", "optim", "io"):
+    if name in ("nn", "optim", "io", "numpy"):
         return importlib.import_module(f"gradx.{name}")
     if name in ("save", "load"):
         return getattr(importlib.import_module("gradx.io"), name)

@@ -400,3 +400,9 @@ def test_autograd_neural_net_runs_with_the_import_changed() -> None:
     want = autograd.grad(lambda v: program(anp)(unflat_a(v), inputs, targets))(flat_a)
     got = gx.grad(lambda v: program(gnp)(unflat_g(v), inputs, targets))(flat_g)
     np.testing.assert_allclose(_host(got), want, rtol=1e-10)
+
+
+def test_operators_are_exported_from_gradx() -> None:
+    for name in ("elementwise_grad", "make_vjp", "make_jvp", "make_hvp", "make_ggnvp"):
+        assert getattr(gx, name) is getattr(ac, name)
+    assert gx.numpy is gnp
