@@ -406,3 +406,11 @@ def test_operators_are_exported_from_gradx() -> None:
     for name in ("elementwise_grad", "make_vjp", "make_jvp", "make_hvp", "make_ggnvp"):
         assert getattr(gx, name) is getattr(ac, name)
     assert gx.numpy is gnp
+
+
+def test_host_only_numpy_functions_take_tensors(tmp_path) -> None:
+    t = gx.asarray(np.array([1.0, 2.0, 3.0])).requires_grad_()
+    np.save(tmp_path / "t.npy", t)
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npy"), [1.0, 2.0, 3.0])
+    assert np.array2string(t) == "[1. 2. 3.]"
+    assert np.shares_memory(t, np.zeros(1)) is False

@@ -1419,6 +1419,23 @@ _UFUNC_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": 
                  "logical_and": "all", "logical_or": "any"}
 
 
+# NumPy functions whose result is not an array a graph could continue from (files, text,
+# memory questions): they run on host copies of the tensors, as NumPy would on ``t.numpy()``
+_HOST_ONLY = frozenset({"save", "savez", "savez_compressed", "savetxt", "array2string",
+                        "array_repr", "array_str", "may_share_memory", "shares_memory",
+                        "can_cast", "min_scalar_type"})
+
+
+def _on_host(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.numpy()
+    if isinstance(obj, list | tuple):
+        return type(obj)(_on_host(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _on_host(v) for k, v in obj.items()}
+    return obj
+
+
 _REFLECTED = {"add": "__radd__", "subtract": "__rsub__", "multiply": "__rmul__",
               "divide": "__rtruediv__", "power": "__rpow__", "matmul": "__rmatmul__"}
 
@@ -1439,6 +1456,8 @@ def dispatch_function(func: Any, args: tuple, kwargs: dict) -> Any:
     if module.startswith("numpy.") and module not in _MODULES:
         module = "numpy"  # numpy._core.fromnumeric and the like
     ns = _MODULES.get(module, False)
+    if ns is None and name in _HOST_ONLY:
+        return func(*_on_host(args), **_on_host(kwargs))
     if ns is False:
         raise _unsupported(f"{module}.{name}")
     fun = getattr(ns or _THIS, name, None) if not name.startswith("_") else None
