@@ -10,6 +10,21 @@ Dtypes: Python numbers and lists take gradx's default float dtype (float32 unles
 ``gx.set_default_dtype("float64")``); NumPy arrays keep theirs, so NumPy float64 data gives
 float64 results as in NumPy. ``dtype=float`` means float64, as in NumPy.
 
+Migrating autograd code: change ``import autograd.numpy as np`` to ``import gradx.numpy as
+np`` and ``from autograd import grad`` to ``from gradx import grad`` (``elementwise_grad``,
+``make_vjp``, ``make_jvp``, ``make_hvp``, ``make_ggnvp`` are in ``gradx`` too;
+``autograd.misc.flatten`` is ``gradx.autograd_compat.flatten``). What differs:
+
+- results are gradx Tensors (``t.numpy()`` for an array); gradients of raw-array arguments
+  come back as raw arrays, as in autograd;
+- ``np.array([1.0, 2.0])`` of Python floats is float32 unless ``gx.set_default_dtype("float64")``
+  (NumPy arrays passed in keep float64);
+- in-place updates (``a[i] = v``, ``a += v``) are allowed on tensors and recorded; one that
+  overwrites a value backward needs raises; ``ndarray += tensor`` raises (write ``a = a + t``);
+- the same code runs on CuPy after ``gx.set_backend("cupy")``;
+- no complex numbers, FFTs, ``eigh``, ``cholesky``, ``slogdet`` or full ``svd`` yet
+  (:mod:`gradx.numpy._coverage` lists the gap).
+
 The names autograd's ``autograd.numpy`` differentiates, and which of them this module covers,
 are listed in :mod:`gradx.numpy._coverage`. ``numpy.sum(t)``, ``numpy.exp(t)`` ... on a gradx
 Tensor come here through ``Tensor.__array_function__`` / ``__array_ufunc__`` (see
