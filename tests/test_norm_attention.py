@@ -583,3 +583,24 @@ def test_named_errors():
         gx.masked_fill(x, gx.ones((5,), dtype="bool"), 0.0)
     with pytest.raises(gx.ArgumentError, match="activation"):
         gx.nn.TransformerEncoderLayer(4, 2, activation="swish")
+
+
+def test_layers_run_on_a_device_backend_without_host_syncs():
+    """On a device stand-in whose reductions and creation functions return another array
+    type than its ops (tests/host_sync.py), the statistics and masks made inside these
+    functions stay on its backend, and a training step reads nothing back."""
+    from host_sync import GuardedBackend, watching
+
+    with gx.use_backend(GuardedBackend()):
+        layer = gx.nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0)  # masks: host-made here
+        bn = gx.nn.BatchNorm1d(8)
+        gn = gx.nn.GroupNorm(2, 8)
+        x = gx.tensor(_rng(40).standard_normal((3, 5, 8)).astype(np.float32))
+        kpm = gx.tensor(np.array([[False] * 5, [False] * 3 + [True] * 2, [True] * 5]))
+        with watching() as events:
+            y = layer(x, src_key_padding_mask=kpm, is_causal=True)
+            y = bn(gx.permute_dims(y, (0, 2, 1)))
+            y = gn(y) + F.gelu(y) + F.silu(y)
+            y.sum().backward()
+        assert not events, events
+        assert bn.running_mean.backend is x.backend

@@ -41,6 +41,14 @@ def _backend(x: Any) -> Any:
     return x._backend if isinstance(x, Tensor) else gx.backend_of(x)
 
 
+def _const(a: Any, like: Any) -> Any:
+    """A raw array made here as a constant Tensor of ``like``'s backend (a backend's creation
+    functions may make another array type than its ops return, e.g. a device stand-in)."""
+    if isinstance(a, Tensor) or not isinstance(like, Tensor):
+        return a
+    return Tensor._make(a, like._backend, None, False, [0])
+
+
 def _is_bool(mask: Any) -> bool:
     return _backend(mask).xp.isdtype(_raw(mask).dtype, "bool")
 
@@ -90,7 +98,7 @@ def _dead_rows(mask: Any, like: Any) -> tuple[Any, Any]:
     if backend.host_resident and not bool(xp.any(dead)):
         return mask, None
     keep = xp.astype(xp.logical_not(dead), _raw(like).dtype)
-    return gx.where(dead, 0.0, mask), keep
+    return gx.where(_const(dead, like), 0.0, _const(mask, like)), _const(keep, like)
 
 
 def _attend(q: Any, kt: Any, v: Any, mask: Any, scale: float,
@@ -101,7 +109,7 @@ def _attend(q: Any, kt: Any, v: Any, mask: Any, scale: float,
     keep = None
     if mask is not None:
         mask, keep = _dead_rows(mask, q)
-        scores = scores + mask
+        scores = scores + _const(mask, q)
     weights = gx.softmax(scores, axis=-1)
     if keep is not None:
         weights = weights * keep

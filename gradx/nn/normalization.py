@@ -59,6 +59,16 @@ def _stats(x: Any, view: tuple | None, axes: tuple, eps: float) -> tuple[Any, An
     return mean, var, 1.0 / xp.sqrt(var + eps)
 
 
+def _constants(x: Any, *arrays: Any) -> tuple:
+    """Raw statistics as constant Tensors of ``x``'s backend (when ``x`` is a Tensor): a
+    backend's reductions may return another array type than its inputs (NumPy's of an
+    ndarray subclass are plain ndarrays), which dispatch would take for another backend."""
+    if not isinstance(x, Tensor):
+        return arrays
+    make, backend = Tensor._make, x._backend
+    return tuple(make(a, backend, None, False, [0]) for a in arrays)
+
+
 def _norm(x, weight, bias, mean, rstd, /, *, view, axes, wshape, eps):
     """(x - mean) * rstd over ``axes`` of ``x`` viewed as ``view``, times ``weight`` plus
     ``bias`` (each reshaped to ``wshape``, or broadcast as they are when it is None)."""
@@ -207,7 +217,7 @@ def layer_norm(x: Any, normalized_shape: int | tuple[int, ...], weight: Any = No
     _check_param("layer_norm", "weight", weight, normalized_shape)
     _check_param("layer_norm", "bias", bias, normalized_shape)
     axes = tuple(range(x.ndim - k, x.ndim))
-    mean, _, rstd = _stats(_raw(x), None, axes, eps)
+    mean, rstd = _constants(x, *_stats(_raw(x), None, axes, eps)[::2])
     return _layer_norm(x, weight, bias, mean, rstd, view=None, axes=axes, wshape=None,
                        eps=eps)
 
@@ -241,7 +251,7 @@ def batch_norm(input: Any, running_mean: Any, running_var: Any, weight: Any = No
                              "sample, or a larger batch")
         axes = (0,) + tuple(range(2, input.ndim))
         mean, var, rstd = _stats(_raw(input), None, axes, eps)
-        out = _batch_norm(input, weight, bias, mean, rstd, view=None, axes=axes,
+        out = _batch_norm(input, weight, bias, *_constants(input, mean, rstd), view=None, axes=axes,
                           wshape=wshape, eps=eps)
         _update_running(running_mean, mean, momentum, 1.0)
         _update_running(running_var, var, momentum, n / (n - 1))
@@ -272,12 +282,9 @@ def _update_running(buf: Any, stat: Any, momentum: float, factor: float) -> None
     new = xp.reshape(stat, (raw.shape[0],))
     if factor != 1.0:
         new = new * factor
-    new = xp.astype(raw * (1.0 - momentum) + new * momentum, raw.dtype)
+    raw[...] = xp.astype(raw * (1.0 - momentum) + new * momentum, raw.dtype)
     if isinstance(buf, Tensor):
-        with gx.no_grad():
-            buf[...] = new
-    else:
-        raw[...] = new
+        buf._bump_version()
 
 
 def group_norm(input: Any, num_groups: int, weight: Any = None, bias: Any = None,
@@ -292,7 +299,7 @@ def group_norm(input: Any, num_groups: int, weight: Any = None, bias: Any = None
     _check_param("group_norm", "bias", bias, (c,))
     n = input.shape[0]
     view = (n, num_groups, math.prod(input.shape[1:]) // num_groups)
-    mean, _, rstd = _stats(_raw(input), view, (2,), eps)
+    mean, rstd = _constants(input, *_stats(_raw(input), view, (2,), eps)[::2])
     return _group_norm(input, weight, bias, mean, rstd, view=view, axes=(2,),
                        wshape=(c,) + (1,) * (input.ndim - 2), eps=eps)
 
