@@ -6,10 +6,9 @@ backend only decides where new tensors are created.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from importlib import metadata
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from gradx.backends.base import Backend
 
 from . import _native
+from ._tape import ContextScope
 from .errors import BackendMismatchError, BackendUnavailableError
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {}
@@ -139,14 +139,10 @@ def get_backend() -> Backend:
     return backend
 
 
-@contextlib.contextmanager
-def use_backend(spec: Any) -> Iterator[Backend]:
-    """Create new tensors on ``spec`` inside the block; thread-local."""
-    token = _scoped.set(resolve(spec))
-    try:
-        yield _scoped.get()
-    finally:
-        _scoped.reset(token)
+def use_backend(spec: Any) -> ContextScope:
+    """Create new tensors on ``spec`` inside the block (``with gx.use_backend("cupy") as b``
+    gives the Backend); thread-local. A Scope: an interrupt cannot leave it in force."""
+    return ContextScope((_scoped,), (resolve(spec),))
 
 
 def available_backends() -> list[str]:
