@@ -25,10 +25,13 @@ from ._tape import (
     _grad_enabled,
     new_node,
 )
-from .errors import BackendMismatchError, GradxError, OpError, describe
+from .errors import BackendMismatchError, DTypeError, GradxError, OpError, describe
 
 _REGISTRY: dict[str, Primitive] = {}
 _SCALARS = (bool, int, float, complex, type(None))
+# the scalars dispatch passes to an op body as they are: complex ones are refused (no complex
+# support yet: a complex result of a real Tensor would differentiate as its real part)
+_REAL_SCALARS = (bool, int, float, type(None))
 _NOT_WEAK = object()
 _NONES = [(None,) * n for n in range(16)]
 # a node's argnums when its inputs needing gradients are the first, the second, both
@@ -259,7 +262,7 @@ def _apply(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                     argnums, parents = _SECOND, (b._node or b,)
                 else:
                     argnums = parents = None
-            elif type(b) in _SCALARS:
+            elif type(b) in _REAL_SCALARS:
                 backend = a._backend
                 raw = (a.data, b)
                 argnums = _FIRST
@@ -348,10 +351,14 @@ def _apply_any(prim: Primitive, args: tuple, kwargs: dict) -> Any:
                 else:
                     argnums.append(i)
                     plist.append(a._node or a)
+        elif type(a) is complex:
+            _complex_scalar(prim, args)
         elif type(a) not in _SCALARS and not isinstance(a, tuple | list | str | slice):
             w = _weak_scalar(a)
             if w is _NOT_WEAK:
                 others = [a] if others is None else others + [a]
+            elif type(w) is complex:
+                _complex_scalar(prim, args)
             else:  # a NumPy scalar: weak, as a Python scalar, on every backend
                 raw_list[i] = w
     if others is not None and any(_backend_of_arg(prim, args, a) is not backend
@@ -415,6 +422,13 @@ def _weak_scalar(x: Any) -> Any:
     if type(v) not in _SCALARS:  # long double: no Python number holds it exactly
         v = complex(x) if isinstance(x, np.complexfloating) else float(x)
     return v
+
+
+def _complex_scalar(prim: Primitive, args: tuple) -> None:
+    raise DTypeError(
+        f"{prim.name}({', '.join(describe(a) for a in args)}): complex numbers are not "
+        "supported yet; use real and imaginary parts as two real Tensors"
+    )
 
 
 def _weak(x: Any) -> Any:

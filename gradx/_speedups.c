@@ -134,8 +134,8 @@ static inline int
 is_scalar(PyObject *o)
 {
     PyTypeObject *t = Py_TYPE(o);
-    return t == &PyFloat_Type || t == &PyLong_Type || t == &PyBool_Type || o == Py_None
-           || t == &PyComplex_Type;
+    /* not complex: a complex scalar goes to Python's dispatch, which refuses it */
+    return t == &PyFloat_Type || t == &PyLong_Type || t == &PyBool_Type || o == Py_None;
 }
 
 static int

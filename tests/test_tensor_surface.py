@@ -242,17 +242,17 @@ def test_backward_of_a_complex_tensor_raises(numpy_default):
         gx.sum(y).backward()
 
 
-@pytest.mark.xfail(strict=True, reason="a Python complex scalar in arithmetic with a Tensor "
-                   "takes the dispatch fast path as a scalar; the arithmetic op bodies "
-                   "(gradx/ops/elementwise.py) do not refuse it yet, and the gradient of the "
-                   "complex result is its real part's")
-@pytest.mark.parametrize("how", ["multiply", "reflected", "add"])
-def test_complex_scalar_in_arithmetic_raises(how):
+@pytest.mark.parametrize("how", ["multiply", "reflected", "add", "numpy", "function"])
+def test_complex_scalar_in_arithmetic_raises(how, hot_path):
+    """A complex scalar with a real Tensor is refused by dispatch on both hot paths (its
+    result would differentiate as its real part)."""
     x = gx.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
     with pytest.raises(gx.DTypeError, match="complex"):
         gx.grad(lambda z: gx.sum(gx.abs({"multiply": lambda: z * 1j,
                                           "reflected": lambda: 2j * z,
-                                          "add": lambda: z + 1j}[how]())))(x)
+                                          "add": lambda: z + 1j,
+                                          "numpy": lambda: z * np.complex128(1j),
+                                          "function": lambda: gx.add(z, 1j)}[how]())))(x)
 
 
 # -- Tensor methods follow PyTorch (defect 22) -----------------------------------------
@@ -336,3 +336,10 @@ def test_sort_method_returns_values_and_indices_like_torch(backend, dim, descend
     _close(x.grad, xt.grad)
     np.testing.assert_allclose(gx.sort(x, axis=dim, descending=descending).numpy(),
                                vt.detach().numpy())  # the namespace function: values only
+
+
+def test_tensor_of_an_object_is_a_dtype_error_on_every_backend(backend):
+    """A Python object no namespace can hold is a DTypeError naming its type (was
+    GradxTypeError from array_api_strict's own message)."""
+    with pytest.raises(gx.DTypeError, match="object"):
+        gx.tensor(object())

@@ -233,7 +233,13 @@ def _as_tensor(data: Any, dtype: Any, requires_grad: bool, backend: Any, copy: A
         raw = target.asarray(data, dtype=want, copy=copy)
     else:
         # Python data: inferred first, so complex numbers are seen before a cast drops them
-        raw = target.asarray(data, copy=copy)
+        try:
+            raw = target.asarray(data, copy=copy)
+        except TypeError as exc:  # objects no namespace holds: say what was given
+            raise DTypeError(
+                f"{op}: cannot make a {target.name} array of {type(data).__name__} data "
+                f"({exc}); pass numbers (bool, integer or float), nested lists of them or an array"
+            ) from exc
         if is_complex(raw.dtype):
             raise _complex_data(op, data, raw.dtype)
         if want is not None:
