@@ -23,7 +23,7 @@ from . import random as _random
 from ._primitive import _recorder, defvjp_argnum, primitive, recording
 from ._tape import _SEQ, _grad_enabled, backward, no_grad
 from ._tensor import Tensor
-from .errors import BackendMismatchError, ShapeError, describe
+from .errors import BackendMismatchError, GraphError, ShapeError, describe
 from .ops.elementwise import positive
 from .transforms import _check_fn
 
@@ -101,8 +101,8 @@ class _Outside:
 class _State:
     """What the checkpoint node keeps for the recomputation (its only keyword argument)."""
 
-    __slots__ = ("fn", "template", "slots", "kwargs", "closed", "needed", "backend", "rng",
-                 "replay", "out", "cache")
+    __slots__ = ("fn", "template", "slots", "kwargs", "closed", "closed_data", "needed",
+                 "backend", "rng", "replay", "out", "cache")
 
     def take_output(self) -> Any:
         out, self.out = self.out, None
@@ -140,6 +140,7 @@ def _forward(f: Callable, args: tuple, kwargs: dict) -> Any:
     state = _State()
     state.fn, state.template, state.slots, state.kwargs = f, tuple(template), slots, kwargs
     state.closed, state.needed, state.backend, state.rng = closed, needed, backend, rng
+    state.closed_data = tuple(t.data for t in closed)  # the node saves these arrays anyway
     state.replay, state.out, state.cache = _replay.get(), out.data, None
     return _checkpoint_call(*tensors, state=state)
 
@@ -216,6 +217,15 @@ def _rerun(state: _State, tensors: tuple) -> tuple[Tensor, list[Tensor]]:
     # A closed-over Tensor that has stopped requiring grad since the forward pass (a
     # transform's input once the transform returned) still has its edge in the node: it
     # requires grad again while f runs, so that the recomputation records through it too.
+    for t, data in zip(state.closed, state.closed_data, strict=True):
+        if t.data is not data:
+            # a recorded in-place update (t *= y, t[i] = v) rebinds t to a new array: the
+            # recomputation would read the new value where the forward pass read the old one
+            raise GraphError(
+                f"checkpoint: a tensor {describe(t)} the checkpointed block uses from outside "
+                "was updated in place after the forward pass, so recomputing the block in "
+                "backward would not reproduce it. Update a copy instead (t = t * y), or pass "
+                "the tensor to the checkpointed function as an argument")
     revived = []
     for argnum in state.needed:
         if argnum >= n:

@@ -565,3 +565,22 @@ def test_functional_call_replaces_a_tied_tensor_under_every_name(backend):
     _close(out, want)
     with pytest.raises(gx.ArgumentError, match="tied"):
         gx.nn.functional_call(net, {"0.weight": new, "1.weight": new * 1.0}, x)
+
+
+@pytest.mark.parametrize("update", ["setitem", "imul", "no_grad_imul"])
+def test_a_closed_over_tensor_updated_after_the_forward_pass_is_refused(update):
+    """The recomputation must not read a closed-over tensor's later value: a recorded
+    in-place update rebinds it (refused by name), an unrecorded one writes its memory (the
+    node's version check)."""
+    x = gx.tensor([0.3, 0.7], dtype="float64", requires_grad=True)
+    y = x * 2.0
+    z = gx.checkpoint(lambda u: gx.sin(u) * y)(x)
+    if update == "setitem":
+        y[0] = -2.0
+    elif update == "imul":
+        y *= 3.0
+    else:
+        with gx.no_grad():
+            y *= 3.0
+    with pytest.raises(gx.GraphError, match="in place"):
+        (z.sum() + y.sum()).backward()
