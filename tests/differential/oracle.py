@@ -1140,11 +1140,14 @@ if "layer_norm" in _REGISTRY:
     op("group_norm", "group_norm", 1, lambda c, a, p: F.group_norm(a[0], p["groups"]),
        lambda c, a, p: TF.group_norm(a[0], p["groups"]), params=_gn_params,
        check=_gn_spread, min_ndim=2, first=_image, weight=0.5)
+    # order 2: PyTorch's third derivatives through batch_norm are not a usable oracle
+    # (grad(grad(jvp)) of BN(z + h(x)), which a per-channel shift leaves unchanged, is 0 in
+    # gradx and 0.83 in torch.func; see /work/notes/differential_findings.md)
     op("batch_norm", "batch_norm", 1, _gx_bn, _th_bn, params=_bn_params, check=_bn_check,
-       min_ndim=2, first=_image, weight=0.5)
+       min_ndim=2, first=_image, weight=0.5, order=2)
     op("batch_norm-affine", "batch_norm", 3, _gx_bn, _th_bn,
        shapes=lambda ch, s: [(s[1],), (s[1],)] if len(s) >= 2 else None,
-       params=_bn_params, check=_bn_check, min_ndim=2, first=_image, weight=0.5)
+       params=_bn_params, check=_bn_check, min_ndim=2, first=_image, weight=0.5, order=2)
 
 
 
