@@ -18,6 +18,7 @@ from .conv import (  # noqa: F401  (convolution, pooling and padding layers)
     ZeroPad2d,
 )
 from .functional import ArgumentError
+from .functional_call import functional_call
 from .layers import (
     GELU,
     Dropout,
@@ -43,6 +44,7 @@ __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
     "ArgumentError", "Sequential", "ModuleList", "Linear", "Embedding", "LayerNorm", "Dropout",
     "Flatten", "ReLU", "Tanh", "Sigmoid", "SiLU", "Softplus", "GELU", "LeakyReLU", "Softmax",
+    "functional_call",
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
     "AvgPool2d", "AdaptiveAvgPool2d", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
     "ReplicationPad2d",

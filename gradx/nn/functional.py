@@ -30,6 +30,7 @@ from ..ops.pool import (  # noqa: F401  (re-exported)
     max_pool2d,
     pad,
 )
+from .functional_call import functional_call  # noqa: F401  (re-exported, as in torch.func)
 from .normalization import batch_norm, group_norm, layer_norm  # noqa: F401
 
 _REDUCTIONS = ("mean", "sum", "none")
