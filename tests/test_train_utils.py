@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import gradx as gx
-import gradx.lr_scheduler as gsched
 import gradx.nn as nn
+import gradx.optim.lr_scheduler as gsched
 
 torch = pytest.importorskip("torch")
 tsched = torch.optim.lr_scheduler

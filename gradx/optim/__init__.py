@@ -15,7 +15,8 @@ from typing import Any
 
 import gradx as gx
 
-from .errors import BackendMismatchError, OptimizerError
+from ..errors import BackendMismatchError, OptimizerError
+from . import lr_scheduler  # noqa: F401  (gx.optim.lr_scheduler, as torch.optim.lr_scheduler)
 
 
 class Optimizer:
@@ -318,4 +319,4 @@ def _fused_kernel(p: Any, g: Any, name: str) -> Any:
     return kernel
 
 
-__all__ = ["Optimizer", "OptimizerError", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "OptimizerError", "SGD", "Adam", "AdamW", "lr_scheduler"]
