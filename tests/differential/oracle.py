@@ -1126,9 +1126,12 @@ def _th_bn(c: Any, a: list, p: dict) -> Any:
 
 
 if "layer_norm" in _REGISTRY:
+    # normalizations are checked to second order: PyTorch's third derivatives through them
+    # are not a usable oracle (grad(grad(jvp)) of LN(z + h(x)), unchanged by the shift h, is
+    # 0 in gradx and nonzero in torch.func; the same for batch_norm below)
     op("layer_norm", "layer_norm", 1, lambda c, a, p: F.layer_norm(a[0], p["shape"]),
        lambda c, a, p: TF.layer_norm(a[0], p["shape"]), params=_ln_params, check=_spread,
-       min_ndim=1)
+       min_ndim=1, order=2)
     op("layer_norm-affine", "layer_norm", 3,
        lambda c, a, p: F.layer_norm(a[0], p["shape"], a[1], a[2]),
        lambda c, a, p: TF.layer_norm(a[0], p["shape"], a[1], a[2]),
@@ -1136,10 +1139,10 @@ if "layer_norm" in _REGISTRY:
        if s and 0 not in s else None,
        params=lambda ch, s, v: {"shape": s[1], "axes": tuple(
            range(len(s[0]) - len(s[1]), len(s[0])))} if math.prod(s[1]) > 1 else None,
-       check=_spread, min_ndim=1, weight=0.5)
+       check=_spread, min_ndim=1, weight=0.5, order=2)
     op("group_norm", "group_norm", 1, lambda c, a, p: F.group_norm(a[0], p["groups"]),
        lambda c, a, p: TF.group_norm(a[0], p["groups"]), params=_gn_params,
-       check=_gn_spread, min_ndim=2, first=_image, weight=0.5)
+       check=_gn_spread, min_ndim=2, first=_image, weight=0.5, order=2)
     # order 2: PyTorch's third derivatives through batch_norm are not a usable oracle
     # (grad(grad(jvp)) of BN(z + h(x)), which a per-channel shift leaves unchanged, is 0 in
     # gradx and 0.83 in torch.func; see /work/notes/differential_findings.md)
