@@ -183,7 +183,7 @@ def test_raw_array_on_the_left_gives_a_tensor(backend: str) -> None:
     np.testing.assert_allclose(t.grad.numpy(), [2.0, 3.0, 4.0])
 
 
-def test_host_numpy_array_on_the_left_gives_a_tensor() -> None:
+def test_host_numpy_array_on_the_left_gives_a_tensor(numpy_default) -> None:
     t = gx.asarray(np.array([1.0, 2.0, 3.0])).requires_grad_()
     out = np.array([2.0, 3.0, 4.0]) * t
     assert isinstance(out, gx.Tensor) and out.requires_grad
@@ -253,7 +253,7 @@ V = np.random.default_rng(3).standard_normal((4, 2))
 G = np.random.default_rng(4).standard_normal((3, 2))
 
 
-def test_elementwise_grad_matches_autograd() -> None:
+def test_elementwise_grad_matches_autograd(numpy_default) -> None:
     x = np.linspace(-2, 2, 7)
     want = a_elementwise_grad(lambda u: anp.tanh(u) * anp.sin(u))(x)
     got = ac.elementwise_grad(lambda u: gnp.tanh(u) * gnp.sin(u))(x)
@@ -263,7 +263,7 @@ def test_elementwise_grad_matches_autograd() -> None:
     np.testing.assert_allclose(_host(got), want, rtol=1e-10)
 
 
-def test_make_vjp_matches_autograd() -> None:
+def test_make_vjp_matches_autograd(numpy_default) -> None:
     vjp_a, ans_a = a_make_vjp(lambda a, b: _f(anp, a, b), 1)(X, W)
     vjp_g, ans_g = ac.make_vjp(lambda a, b: _f(gnp, a, b), 1)(X, W)
     np.testing.assert_allclose(_host(ans_g), ans_a, rtol=1e-12)
@@ -278,7 +278,7 @@ def test_make_jvp_matches_autograd() -> None:
     np.testing.assert_allclose(_host(t_g), t_a, rtol=1e-10)
 
 
-def test_make_hvp_and_products_match_autograd() -> None:
+def test_make_hvp_and_products_match_autograd(numpy_default) -> None:
     def loss(m):
         return lambda w, x: m.sum(m.tanh(m.dot(x, w)) ** 2) + m.sum(w ** 4)
 
@@ -295,7 +295,7 @@ def test_make_hvp_and_products_match_autograd() -> None:
         tensor_jacobian_product(lambda a, b: _f(anp, a, b), 1)(X, W, G), rtol=1e-10)
 
 
-def test_make_ggnvp_matches_autograd() -> None:
+def test_make_ggnvp_matches_autograd(numpy_default) -> None:
     def net(m):
         return lambda w: m.tanh(m.dot(X, w))
 
@@ -340,7 +340,7 @@ def test_grad_and_aux() -> None:
     assert aux == "aux"
 
 
-def test_autograd_program_runs_with_the_import_changed() -> None:
+def test_autograd_program_runs_with_the_import_changed(numpy_default) -> None:
     """Logistic regression written for autograd.numpy, run on gradx.numpy."""
 
     def program(np_):
@@ -363,7 +363,7 @@ def test_autograd_program_runs_with_the_import_changed() -> None:
     np.testing.assert_allclose(_host(np.asarray(got)), want, rtol=1e-12)
 
 
-def test_autograd_neural_net_runs_with_the_import_changed() -> None:
+def test_autograd_neural_net_runs_with_the_import_changed(numpy_default) -> None:
     """A tanh network with a log-softmax loss over a list of (W, b) pairs, as autograd's
     neural_net example writes it (logsumexp spelled out: gradx.scipy is not there yet),
     differentiated through autograd's flatten."""
