@@ -203,11 +203,11 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
                  for i in range(x.shape[axis]))
 
 
-# NumPy, CuPy and array_api_strict return a view (negative strides): the output shares the
-# input's version counter, so an in-place update of either is seen by backward through both
-@primitive(**_moves, view=True)
+# A copy, as torch.flip: NumPy, CuPy and array_api_strict return a view (negative strides),
+# and a write into either array would change the other, where PyTorch's user expects not
+@primitive(**_moves)
 def flip(x, /, *, axis=None):
-    return ns(x).flip(x, axis=axis)
+    return backend_of(x).copy(ns(x).flip(x, axis=axis))
 
 
 defvjp(flip, lambda g, ans, x, *, axis=None: flip(g, axis=axis))
