@@ -1118,39 +1118,63 @@ def _gx_bn(c: Any, a: list, p: dict) -> Any:
                         training=p["training"])
 
 
+def _th_normalize(x: Any, dims: tuple[int, ...], eps: float = 1e-5) -> Any:
+    """(x - mean) / sqrt(biased var + eps) over ``dims``, composed from torch's elementwise
+    ops and reductions: torch's fused normalization kernels give wrong higher derivatives
+    (grad(jvp) of batch_norm, grad(grad(jvp)) of layer_norm against finite differences), and
+    their composition is differentiated by the same autograd as every other row."""
+    mu = x.mean(dim=dims, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=dims, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps)
+
+
+def _th_affine(y: Any, w: Any, b: Any, shape: tuple[int, ...]) -> Any:
+    return y if w is None else y * w.reshape(shape) + b.reshape(shape)
+
+
 def _th_bn(c: Any, a: list, p: dict) -> Any:
+    x = a[0]
     n = p["C"]
     w, b = (a[1], a[2]) if len(a) > 1 else (None, None)
-    return TF.batch_norm(a[0], torch.zeros(n, dtype=a[0].dtype),
-                         torch.ones(n, dtype=a[0].dtype) * 1.5, w, b, training=p["training"])
+    shape = (1, n) + (1,) * (x.ndim - 2)
+    if p["training"]:
+        y = _th_normalize(x, p["axes"])
+    else:  # running statistics: mean 0, variance 1.5 (as _gx_bn passes them)
+        y = x / math.sqrt(1.5 + 1e-5)
+    return _th_affine(y, w, b, shape)
+
+
+def _th_ln(x: Any, shape: tuple[int, ...], w: Any = None, b: Any = None) -> Any:
+    y = _th_normalize(x, tuple(range(x.ndim - len(shape), x.ndim)))
+    return _th_affine(y, w, b, tuple(shape))
+
+
+def _th_gn(x: Any, groups: int) -> Any:
+    grouped = x.reshape(x.shape[0], groups, -1)
+    return _th_normalize(grouped, (2,)).reshape(x.shape)
 
 
 if "layer_norm" in _REGISTRY:
-    # normalizations are checked to second order: PyTorch's third derivatives through them
-    # are not a usable oracle (grad(grad(jvp)) of LN(z + h(x)), unchanged by the shift h, is
-    # 0 in gradx and nonzero in torch.func; the same for batch_norm below)
+    # against torch compositions (_th_normalize): its fused kernels' higher derivatives are off
     op("layer_norm", "layer_norm", 1, lambda c, a, p: F.layer_norm(a[0], p["shape"]),
-       lambda c, a, p: TF.layer_norm(a[0], p["shape"]), params=_ln_params, check=_spread,
-       min_ndim=1, order=2)
+       lambda c, a, p: _th_ln(a[0], p["shape"]), params=_ln_params, check=_spread,
+       min_ndim=1)
     op("layer_norm-affine", "layer_norm", 3,
        lambda c, a, p: F.layer_norm(a[0], p["shape"], a[1], a[2]),
-       lambda c, a, p: TF.layer_norm(a[0], p["shape"], a[1], a[2]),
+       lambda c, a, p: _th_ln(a[0], p["shape"], a[1], a[2]),
        shapes=lambda ch, s: (lambda k: [s[-k:], s[-k:]])(ch.int(1, min(2, len(s))))
        if s and 0 not in s else None,
        params=lambda ch, s, v: {"shape": s[1], "axes": tuple(
            range(len(s[0]) - len(s[1]), len(s[0])))} if math.prod(s[1]) > 1 else None,
-       check=_spread, min_ndim=1, weight=0.5, order=2)
+       check=_spread, min_ndim=1, weight=0.5)
     op("group_norm", "group_norm", 1, lambda c, a, p: F.group_norm(a[0], p["groups"]),
-       lambda c, a, p: TF.group_norm(a[0], p["groups"]), params=_gn_params,
-       check=_gn_spread, min_ndim=2, first=_image, weight=0.5, order=2)
-    # order 2: PyTorch's third derivatives through batch_norm are not a usable oracle
-    # (grad(grad(jvp)) of BN(z + h(x)), which a per-channel shift leaves unchanged, is 0 in
-    # gradx and 0.83 in torch.func; see /work/notes/differential_findings.md)
+       lambda c, a, p: _th_gn(a[0], p["groups"]), params=_gn_params,
+       check=_gn_spread, min_ndim=2, first=_image, weight=0.5)
     op("batch_norm", "batch_norm", 1, _gx_bn, _th_bn, params=_bn_params, check=_bn_check,
-       min_ndim=2, first=_image, weight=0.5, order=2)
+       min_ndim=2, first=_image, weight=0.5)
     op("batch_norm-affine", "batch_norm", 3, _gx_bn, _th_bn,
        shapes=lambda ch, s: [(s[1],), (s[1],)] if len(s) >= 2 else None,
-       params=_bn_params, check=_bn_check, min_ndim=2, first=_image, weight=0.5, order=2)
+       params=_bn_params, check=_bn_check, min_ndim=2, first=_image, weight=0.5)
 
 
 
