@@ -575,8 +575,8 @@ def test_named_errors():
         F.group_norm(x, 2)
     with pytest.raises(gx.DTypeError, match="one_hot"):
         F.one_hot(x)
-    with pytest.raises(gx.ArgumentError, match="one_hot"):
-        F.one_hot(gx.tensor(np.array([0, 4])), 3)
+    with gx.use_backend("numpy"), pytest.raises(gx.ArgumentError, match="one_hot"):
+        F.one_hot(gx.tensor(np.array([0, 4])), 3)  # range-checked where reading it is free
     with pytest.raises(gx.DTypeError, match="masked_fill"):
         gx.masked_fill(x, x, 0.0)
     with pytest.raises(gx.ShapeError, match="masked_fill"):
