@@ -18,6 +18,7 @@ backward of O(T) work.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from .._backend import ns
@@ -255,13 +256,23 @@ def _gru_z(memo, g, xg, h, w_hh, b_hh):
 defvjp_argnum(gru_cell, _gru_vjp)
 
 # the rules of one node run one argument after another with the same cotangent: the gate
-# gradients they share are computed once (held by identity, for the last node only)
+# gradients they share are computed once, and held only while that cotangent lives (the walk
+# drops it once the node is done), so no gradient or graph outlives its backward pass
 _LAST: list = [None, None, None]
 
 
+def _forget(_: Any) -> None:
+    _LAST[:] = [None, None, None]
+
+
 def _cached(g: Any, state: Any, compute: Any) -> Any:
-    if _LAST[0] is g and _LAST[1] is state:
+    held = _LAST[0]
+    if held is not None and held() is g and _LAST[1] is state:
         return _LAST[2]
     out = compute()
-    _LAST[:] = [g, state, out]
+    try:
+        ref = weakref.ref(g, _forget)
+    except TypeError:  # a NumPy scalar cannot be weakly referenced: nothing is shared then
+        return out
+    _LAST[:] = [ref, state, out]
     return out
