@@ -14,14 +14,21 @@ from ._tensor import Tensor
 from .errors import GraphError
 
 
-def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
-    keys, roots = [], []  # each output's tangent is filed under its node, or itself
+def root_keys(outs: list[Tensor]) -> tuple[list[Any], list[Node]]:
+    """What each output's tangent is filed under (its node, or the Tensor itself when it has
+    none), and the nodes among them: where the tangent pass starts."""
+    keys, roots = [], []
     for o in outs:
         if o._node is None:
             keys.append(o)
         else:
             keys.append(o._node)
             roots.append(o._node)
+    return keys, roots
+
+
+def push_forward(outs: list[Tensor], seeds: dict, create: bool) -> list[Any]:
+    keys, roots = root_keys(outs)
     tangents = dict(seeds)
     _push_impl(_tape._toposort_impl(roots, None), tangents, create)
     return list(map(tangents.get, keys))

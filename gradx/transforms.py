@@ -328,13 +328,7 @@ def _push_tangents(roots: list[Tensor], flat: list[_Input], tans: list[Any],
             if isinstance(t, Tensor) and t.requires_grad:
                 create = True
                 break
-    keys, nodes = [], []  # each root's tangent is filed under its node, or itself
-    for o in roots:
-        if o._node is None:
-            keys.append(o)
-        else:
-            keys.append(o._node)
-            nodes.append(o._node)
+    keys, nodes = _forward.root_keys(roots)
     if create:
         order = _tape._toposort_impl(nodes, None)
     else:
