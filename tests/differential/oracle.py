@@ -1247,7 +1247,7 @@ if "split_piece" in _REGISTRY:
     op("split", "split_piece", 1,
        lambda c, a, p: gx.split(a[0], p["cuts"], axis=p["axis"])[p["piece"]],
        lambda c, a, p: torch.tensor_split(a[0], p["cuts"], dim=p["axis"])[p["piece"]],
-       params=_split_params, min_ndim=1, weight=0.5)
+       params=_split_params, min_ndim=1, weight=0.5, alias=True)  # pieces are views in both
 
 # checkpoint: a random closure is wrapped in test_differential_transforms.py; here a small
 # fixed body that closes over its second argument, the pattern of the known defect
