@@ -40,12 +40,7 @@ def _report_counts(request):
     yield
     line = (f"differential: {len(COUNTS['programs'])} programs checked "
             f"({COUNTS['runs']} runs over backends and hot paths), {COUNTS['ops']} ops")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if capture is not None:
-        with capture.global_and_fixture_disabled():
-            print("\n" + line)
-    else:
-        print(line)
+    runner.report(request.config, line)
 
 
 def _key(prog: programs.Program) -> str:

@@ -38,12 +38,7 @@ def _report_counts(request):
     line = (f"differential transforms: {COUNTS['nested']} nested compositions checked "
             f"({COUNTS['skipped']} without a torch answer or the order), "
             f"{COUNTS['checkpoint']} checkpointed programs, {COUNTS['ops']} ops")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if capture is not None:
-        with capture.global_and_fixture_disabled():
-            print("\n" + line)
-    else:
-        print(line)
+    runner.report(request.config, line)
 
 
 def _small_programs():

@@ -41,6 +41,16 @@ class Mismatch(AssertionError):
     """gradx and PyTorch disagree (or gradx raised where PyTorch answers)."""
 
 
+def report(config: Any, line: str) -> None:
+    """Print a module's count line on the terminal even while pytest captures output."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            print("\n" + line)
+    else:
+        print(line)
+
+
 def _np(x: Any) -> np.ndarray | None:
     if x is None:
         return None
